@@ -1,0 +1,1 @@
+"""dmwsi: Device Management Web Services Interface server."""
