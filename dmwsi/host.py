@@ -1,0 +1,112 @@
+"""One Twisted reactor hosting everything: the SOAP endpoint (spyne under
+twisted.web.wsgi), the OMA DM endpoint and the download area, on a plain
+HTTP port (development) and an HTTPS port.
+
+``Server.start()`` must run on the reactor thread; ``serve()`` is the blocking
+entry point used by ``dmwsi serve``.
+"""
+import logging
+
+from twisted.internet import reactor as default_reactor, ssl
+from twisted.python.threadpool import ThreadPool
+from twisted.web import resource, server, static
+from twisted.web.wsgi import WSGIResource
+
+from dmwsi import tls
+from dmwsi.services import Services
+from dmwsi.wsi.handlers import HANDLERS
+from dmwsi.wsi.service import build_soap_app
+
+log = logging.getLogger(__name__)
+
+
+class Placeholder(resource.Resource):
+    """An endpoint that exists in the URL space but is not built yet."""
+    isLeaf = True
+
+    def __init__(self, what):
+        super().__init__()
+        self.what = what
+
+    def render(self, request):
+        request.setResponseCode(501)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return f"{self.what} is not available in this release.\n".encode()
+
+
+class Server:
+    """The dmwsi server: its resources, ports and background services."""
+
+    def __init__(self, config, reactor=default_reactor):
+        self.config = config
+        self.reactor = reactor
+        self.ports = {}
+        self.services = None
+        self.threadpool = None
+
+    def build_site(self):
+        cfg = self.config["server"]
+        self.services = Services.open(self.config, self.reactor)
+        self.threadpool = ThreadPool(minthreads=1, maxthreads=cfg["soap_threads"], name="soap")
+        soap_app = build_soap_app(self.services, HANDLERS, cfg["max_request_bytes"])
+        root = resource.Resource()
+        root.putChild(cfg["soap_path"].encode(), WSGIResource(self.reactor, self.threadpool, soap_app))
+        root.putChild(cfg["dm_path"].encode(), Placeholder("The OMA DM endpoint"))
+        download_dir = self.config.data_dir / "download"
+        download_dir.mkdir(parents=True, exist_ok=True)
+        root.putChild(cfg["download_path"].encode(), static.File(str(download_dir)))
+        return server.Site(root)
+
+    def start(self):
+        """Open the store, bind the ports; returns {'http': port, 'https': port}."""
+        cfg = self.config["server"]
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        site = self.build_site()
+        self.threadpool.start()
+        if cfg["http_port"] >= 0:
+            port = self.reactor.listenTCP(cfg["http_port"], site, interface=cfg["host"])
+            self.ports["http"] = port
+        if cfg["https_port"] >= 0:
+            key_path, cert_path = tls.server_key_pair(self.config)
+            context = ssl.DefaultOpenSSLContextFactory(str(key_path), str(cert_path))
+            port = self.reactor.listenSSL(cfg["https_port"], site, context, interface=cfg["host"])
+            self.ports["https"] = port
+        for name, port in self.ports.items():
+            log.info("%s listening on %s:%d", name, cfg["host"], port.getHost().port)
+        return {name: port.getHost().port for name, port in self.ports.items()}
+
+    def url(self, scheme="http", path="soap"):
+        port = self.ports[scheme].getHost().port
+        return f"{scheme}://{self.config['server']['host']}:{port}/{self.config['server'][path + '_path']}"
+
+    def stop(self):
+        """Stop accepting, let running requests finish, close the store."""
+        from twisted.internet import defer
+        stops = [defer.maybeDeferred(port.stopListening) for port in self.ports.values()]
+        self.ports = {}
+
+        def finish(_):
+            if self.threadpool is not None:
+                self.threadpool.stop()  # waits for in-flight SOAP requests
+            if self.services is not None:
+                self.services.close()
+        return defer.gatherResults(stops).addBoth(finish)
+
+
+def serve(config):
+    """Run the server until SIGTERM/SIGINT (the reactor's handlers stop it)."""
+    srv = Server(config)
+    default_reactor.callWhenRunning(_start_or_exit, srv)
+    default_reactor.addSystemEventTrigger("before", "shutdown", srv.stop)
+    default_reactor.run()
+
+
+def _start_or_exit(srv):
+    try:
+        ports = srv.start()
+    except Exception:
+        log.exception("cannot start")
+        default_reactor.stop()
+        raise
+    for name in ports:
+        print(f"dmwsi: {name} SOAP endpoint {srv.url(name)} (WSDL at {srv.url(name)}?wsdl)", flush=True)

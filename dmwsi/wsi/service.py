@@ -1,0 +1,160 @@
+"""The SOAP endpoint: spyne services generated from the contract.
+
+Each contract operation becomes one spyne method whose body is the same small
+dispatcher: turn the spyne request into plain Python values, call the handler
+registered for the operation, turn its dict back into the response. Handlers
+never see spyne; an operation without a handler answers NotImplemented.
+"""
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from spyne import Application, ComplexModelBase, Fault, ServiceBase, rpc
+from spyne.error import RequestTooLongError
+from spyne.protocol.soap import Soap11
+from spyne.protocol.xml import SchemaValidationError
+from spyne.server.wsgi import WsgiApplication
+
+from dmwsi.wsi.contract import ModelFactory, load_contract
+from dmwsi.wsi.faults import DmwsiFault, not_implemented
+
+log = logging.getLogger(__name__)
+
+SOAP_FAULT_STATUS = "500 Internal Server Error"  # SOAP 1.1 HTTP binding
+
+
+@dataclass
+class Call:
+    """What a handler gets besides the request: who asks, and the services."""
+    operation: str
+    principal: str
+    services: object          # dmwsi.wsi.handlers.Services
+    spyne_ctx: object
+
+
+def to_plain(value):
+    """spyne model instances -> dicts/lists/scalars (absent fields omitted)."""
+    if isinstance(value, ComplexModelBase):
+        plain = {}
+        for name in type(value).get_flat_type_info(type(value)):
+            v = getattr(value, name, None)
+            if v is not None:
+                plain[name] = to_plain(v)
+        return plain
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def to_model(model, value):
+    """dicts/lists/scalars -> what spyne serializes for ``model``."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) and _is_repeated(model):
+        return [to_model(model, v) for v in value]
+    if isinstance(model, type) and issubclass(model, ComplexModelBase):
+        if isinstance(value, ComplexModelBase):
+            return value
+        type_info = model.get_flat_type_info(model)
+        unknown = set(value) - set(type_info)
+        if unknown:
+            raise TypeError(f"{model.get_type_name()} has no field(s) {sorted(unknown)}")
+        return model(**{k: to_model(type_info[k], v) for k, v in value.items()})
+    return value
+
+
+def _is_repeated(model):
+    max_occurs = model.Attributes.max_occurs
+    return max_occurs == "unbounded" or max_occurs > 1
+
+
+_LXML_ELEMENT = re.compile(r"Element '(?:\{[^}]*\})?([^']+)'")
+
+
+def as_fault(error):
+    """Any error on the request path -> the DmwsiFault the caller sees."""
+    if isinstance(error, DmwsiFault):
+        return error
+    if isinstance(error, SchemaValidationError):
+        text = error.faultstring
+        if isinstance(text, bytes):
+            text = text.decode("ascii", "replace")
+        match = _LXML_ELEMENT.search(text)
+        element = match.group(1) if match else None
+        message = text.split(": ", 3)[-1] if ": " in text else text
+        return DmwsiFault("InvalidRequest", f"{element or 'request'}: {message}".strip(), element=element)
+    if isinstance(error, RequestTooLongError):
+        return DmwsiFault("RequestTooLarge", "The request body is larger than the server accepts.")
+    if isinstance(error, Fault) and str(error.faultcode).startswith("Client"):
+        return DmwsiFault("InvalidRequest", str(error.faultstring))
+    incident = uuid.uuid4().hex[:12]
+    log.error("incident %s: %r", incident, error, exc_info=error if isinstance(error, BaseException) else None)
+    return DmwsiFault("InternalError", f"Unexpected server error (incident {incident}); the request had no effect.")
+
+
+def _dispatcher(operation, field_names, output_models, handler_of):
+    def dispatch(ctx, *args):
+        handler = handler_of(operation)
+        if handler is None:
+            raise not_implemented(operation)
+        request = {name: to_plain(v) for name, v in zip(field_names, args) if v is not None}
+        call = Call(operation=operation, principal=ctx.transport.req_env.get("dmwsi.principal", "anonymous"),
+                    services=ctx.app.services, spyne_ctx=ctx)
+        try:
+            response = handler(call, request) or {}
+        except DmwsiFault:
+            raise
+        except Exception as e:  # turned into InternalError; never a traceback to the caller
+            raise as_fault(e) from e
+        values = [to_model(model, response.get(name)) for name, model in output_models]
+        return values[0] if len(values) == 1 else values
+    return dispatch
+
+
+def build_service(contract, handler_of):
+    """A spyne ServiceBase subclass with one method per contract operation."""
+    models = ModelFactory(contract)
+    methods = {}
+    for op in contract.operations.values():
+        inputs = models.members(op.input)
+        outputs = models.members(op.output)
+        options = dict(
+            _args=[name for name, _ in inputs],
+            _operation_name=op.name,
+            _in_message_name=op.input[1],
+            _out_message_name=op.output[1],
+        )
+        if len(outputs) == 1:
+            options.update(_returns=outputs[0][1], _out_variable_name=outputs[0][0])
+        elif outputs:
+            options.update(_returns=tuple(m for _, m in outputs),
+                           _out_variable_names=tuple(n for n, _ in outputs))
+        dispatch = _dispatcher(op.name, options["_args"], outputs, handler_of)
+        dispatch.__doc__ = op.documentation
+        methods[op.name] = rpc(*[m for _, m in inputs], **options)(dispatch)
+    return type(contract.service_name, (ServiceBase,), methods)
+
+
+class SoapApplication(WsgiApplication):
+    """spyne's WSGI server with every error answered as a DmwsiFault."""
+
+    def handle_error(self, p_ctx, others, error, start_response):
+        fault = as_fault(error)
+        p_ctx.out_error = fault
+        p_ctx.transport.resp_code = SOAP_FAULT_STATUS
+        return super().handle_error(p_ctx, others, fault, start_response)
+
+
+def build_soap_app(services, handlers, max_request_bytes, contract=None):
+    """The WSGI application serving the main DMWSI contract.
+
+    ``handlers`` maps operation name -> ``handler(call, request) -> dict``.
+    """
+    contract = contract or load_contract()
+    service = build_service(contract, handlers.get)
+    app = Application([service], tns=contract.target_namespace, name=contract.name,
+                      in_protocol=Soap11(validator="lxml"), out_protocol=Soap11())
+    app.services = services
+    return SoapApplication(app, max_content_length=max_request_bytes)
