@@ -1,9 +1,14 @@
 """The server's shared services, built once and handed to every handler:
-configuration, the store, and (as they are built) the DM engine, notifiers
-and the push outbox."""
+configuration, the store, the transaction log, and (as they are built) the
+DM server, notifiers and the push outbox."""
 import logging
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from dmwsi import tls
 from dmwsi.store import open_store
+from dmwsi.store.records import LogEntry
 
 log = logging.getLogger(__name__)
 
@@ -13,6 +18,7 @@ class Services:
         self.config = config
         self.store = store
         self.reactor = reactor
+        self.handlers = {}
 
     @classmethod
     def open(cls, config, reactor=None):
@@ -22,3 +28,36 @@ class Services:
 
     def close(self):
         self.store.close()
+
+    def built_operations(self):
+        """Operations that do something in this release (the rest fault NotImplemented)."""
+        return sorted(self.handlers)
+
+    def server_certificate_der(self):
+        """The server's certificate (DER), which consumers use to verify its signatures."""
+        _, cert_path = tls.server_key_pair(self.config)
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        return cert.public_bytes(Encoding.DER)
+
+    def record_call(self, call, request, response, fault):
+        """One transaction-log row per SOAP request (EI1-4): who, what, outcome."""
+        response = response or {}
+        device = request.get("device") if isinstance(request.get("device"), dict) else {}
+        job_id = response.get("jobId") or request.get("jobId")
+        entry = LogEntry(
+            operation=call.operation, success=fault is None, principal=call.principal,
+            job_id=job_id if isinstance(job_id, str) else None,
+            device_id=device.get("deviceId") or request.get("deviceId"),
+            subscriber_id=device.get("subscriberId"),
+            summary=fault.message if fault is not None else _summary(request),
+            error_code=fault.code if fault is not None else None,
+        )
+        try:
+            self.store.append_log(entry)
+        except Exception:   # the log must never turn a success into a failure
+            log.exception("cannot write transaction log for %s", call.operation)
+
+
+def _summary(request):
+    """A short, identity-free description of the request's shape."""
+    return ", ".join(f"{k}[{len(v)}]" if isinstance(v, list) else k for k, v in request.items())[:200]

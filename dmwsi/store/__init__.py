@@ -1,0 +1,43 @@
+"""Embedded job store: devices, jobs, results, push outbox, transaction log.
+
+Services use the abstract :class:`Store`; :func:`open_store` picks the
+implementation (SQLite today; a PostgreSQL one can be added behind the same
+interface).
+"""
+
+from __future__ import annotations
+
+import os
+
+from dmwsi.store.base import (
+    AmbiguousMatch,
+    ConflictError,
+    DuplicateJob,
+    InvalidCursor,
+    NotFound,
+    SchemaError,
+    Store,
+    StoreError,
+    UnknownDevices,
+)
+from dmwsi.store.sqlite import SQLiteStore
+
+
+def open_store(path: str | os.PathLike, **options) -> Store:
+    """Open (creating and migrating as needed) the store at ``path``."""
+    return SQLiteStore(path, **options)
+
+
+__all__ = [
+    "Store",
+    "SQLiteStore",
+    "open_store",
+    "StoreError",
+    "NotFound",
+    "ConflictError",
+    "DuplicateJob",
+    "UnknownDevices",
+    "AmbiguousMatch",
+    "InvalidCursor",
+    "SchemaError",
+]

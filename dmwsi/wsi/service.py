@@ -44,6 +44,8 @@ def to_plain(value):
                 plain[name] = to_plain(v)
         return plain
     if isinstance(value, (list, tuple)):
+        if value and all(isinstance(v, bytes) for v in value):
+            return b"".join(value)      # spyne hands base64Binary over as a list of parts
         return [to_plain(v) for v in value]
     return value
 
@@ -61,7 +63,9 @@ def to_model(model, value):
         unknown = set(value) - set(type_info)
         if unknown:
             raise TypeError(f"{model.get_type_name()} has no field(s) {sorted(unknown)}")
-        return model(**{k: to_model(type_info[k], v) for k, v in value.items()})
+        # Instantiate the declared class, not a customized copy (spyne warns on those).
+        base = model.__orig__ or model
+        return base(**{k: to_model(type_info[k], v) for k, v in value.items()})
     return value
 
 
@@ -101,13 +105,14 @@ def _dispatcher(operation, field_names, output_models, handler_of):
             raise not_implemented(operation)
         request = {name: to_plain(v) for name, v in zip(field_names, args) if v is not None}
         call = Call(operation=operation, principal=ctx.transport.req_env.get("dmwsi.principal", "anonymous"),
-                    services=ctx.app.services, spyne_ctx=ctx)
+                    services=ctx.app.dmwsi_services, spyne_ctx=ctx)
         try:
             response = handler(call, request) or {}
-        except DmwsiFault:
-            raise
-        except Exception as e:  # turned into InternalError; never a traceback to the caller
-            raise as_fault(e) from e
+        except Exception as e:  # anything but a DmwsiFault becomes InternalError
+            fault = as_fault(e)
+            call.services.record_call(call, request, None, fault)
+            raise fault from e
+        call.services.record_call(call, request, response, None)
         values = [to_model(model, response.get(name)) for name, model in output_models]
         return values[0] if len(values) == 1 else values
     return dispatch
@@ -132,6 +137,7 @@ def build_service(contract, handler_of):
             options.update(_returns=tuple(m for _, m in outputs),
                            _out_variable_names=tuple(n for n, _ in outputs))
         dispatch = _dispatcher(op.name, options["_args"], outputs, handler_of)
+        dispatch.__name__ = dispatch.__qualname__ = op.name   # spyne keys methods by function name
         dispatch.__doc__ = op.documentation
         methods[op.name] = rpc(*[m for _, m in inputs], **options)(dispatch)
     return type(contract.service_name, (ServiceBase,), methods)
@@ -139,6 +145,11 @@ def build_service(contract, handler_of):
 
 class SoapApplication(WsgiApplication):
     """spyne's WSGI server with every error answered as a DmwsiFault."""
+
+    def handle_wsdl_request(self, req_env, start_response, url):
+        # On a WSDL build error spyne answers a str body, which WSGI cannot send.
+        body = super().handle_wsdl_request(req_env, start_response, url)
+        return [part.encode() if isinstance(part, str) else part for part in body]
 
     def handle_error(self, p_ctx, others, error, start_response):
         fault = as_fault(error)
@@ -156,5 +167,6 @@ def build_soap_app(services, handlers, max_request_bytes, contract=None):
     service = build_service(contract, handlers.get)
     app = Application([service], tns=contract.target_namespace, name=contract.name,
                       in_protocol=Soap11(validator="lxml"), out_protocol=Soap11())
-    app.services = services
+    app.dmwsi_services = services
+    services.handlers = {name: h for name, h in handlers.items() if name in contract.operations}
     return SoapApplication(app, max_content_length=max_request_bytes)

@@ -1,0 +1,497 @@
+"""The OMA DM session engine: one device session, message in, message out.
+
+No I/O here: ``Session.receive`` takes a parsed device message (plus the
+x-syncml-hmac header when there is one) and returns the server's reply; the
+HTTP binding (``dmwsi.dm.server``) does the bytes. The rules followed are
+those of omadm-reference.md §3-§9: SyncHdr status first and one status per
+device command; no new commands while statuses are outstanding; multi-message
+packages and large objects both ways; authentication with challenges.
+"""
+import itertools
+import logging
+from dataclasses import dataclass, field, replace
+
+from dmwsi.dm import auth, codes
+from dmwsi.dm.message import (AUTH_BASIC, AUTH_MAC, AUTH_MD5, Add, Alert, Atomic, Chal, Copy, Cred,
+                              Delete, Exec, Get, Item, Message, Meta, Replace, Results, Sequence,
+                              Status, SyncHdr, UnknownCommand, serialize)
+from dmwsi.dm.work import CommandOutcome, GenericAlert, ResultItem
+
+log = logging.getLogger(__name__)
+
+COMMAND_TYPES = {"Add": Add, "Replace": Replace, "Delete": Delete, "Get": Get, "Exec": Exec, "Copy": Copy}
+SCHEME_TYPES = {"basic": AUTH_BASIC, "md5": AUTH_MD5, "hmac": AUTH_MAC}
+NOT_EXECUTED = {0, codes.StatusCode.NOT_EXECUTED, 401, 407}   # device refused before running
+DEVICE_MAY_SEND = ("Alert", "Replace", "Results", "Status")
+
+
+@dataclass
+class SessionPolicy:
+    """Session settings from the [dm] configuration section."""
+    server_uri: str
+    accepted_schemes: tuple = ("md5", "hmac", "basic")
+    max_auth_failures: int = 2
+    server_max_msg_size: int = 65536       # what we accept from the device
+    default_device_max_msg_size: int = 16384
+    send_server_cred: str = "always"       # "always" | "on-challenge"
+
+
+@dataclass
+class _Sent:
+    """A server command awaiting the device's Status."""
+    unit_index: int
+    seq: int | None         # None for an Atomic wrapper
+    chunk_final: bool = True
+
+
+@dataclass
+class _Out:
+    """A server command waiting to be sent, and which unit command it is."""
+    unit_index: int | None
+    seq: int | None                      # None: an Atomic wrapper or a session Alert
+    command: object
+    inner_seqs: list = field(default_factory=list)   # an Atomic's member commands
+    chunk_final: bool = True
+
+
+@dataclass
+class _Chunk:
+    """An outgoing large object: one command, its data split over messages."""
+    out: _Out
+    chunks: list
+    next: int = 0
+
+
+@dataclass
+class _UnitState:
+    unit: object
+    outcomes: dict = field(default_factory=dict)   # seq -> CommandOutcome
+    retried: bool = False
+    reported: bool = False
+
+    def done(self):
+        return all(o.status is not None for o in self.outcomes.values())
+
+
+class Session:
+    def __init__(self, device_id, session_id, backend, policy, token, server_initiated=False):
+        self.device_id = device_id
+        self.session_id = session_id
+        self.backend = backend
+        self.policy = policy
+        self.token = token
+        self.server_initiated = server_initiated
+        self.account = None
+        self.authenticated = False
+        self.auth_scheme = None
+        self.auth_failures = 0
+        self.server_authenticated = False
+        self.device_demands_cred = policy.send_server_cred == "always"
+        self.device_max_msg_size = policy.default_device_max_msg_size
+        self.device_max_obj_size = None
+        self.msg_ids = itertools.count(1)
+        self.last_device_msg_id = None
+        self.last_reply = None
+        self.units = []                # _UnitState, in claim order
+        self.work_claimed = False
+        self.customer_care = False
+        self.sent = {}                 # (server msg id, cmd id) -> _Sent
+        self.outgoing = []             # commands of the current package not yet sent
+        self.chunk = None              # _Chunk being sent
+        self.incoming_lo = {}          # (msg_ref, cmd_ref) -> [text parts, declared size]
+        self.ended = False
+        self.end_reason = None
+
+    # ---- entry point -----------------------------------------------------
+
+    def receive(self, msg: Message, hmac_header=None, body=b""):
+        """Process one device message; returns the reply Message."""
+        hdr = msg.header
+        if hdr.msg_id == self.last_device_msg_id and self.last_reply is not None:
+            return self.last_reply          # a retransmission: answer the same
+        self.last_device_msg_id = hdr.msg_id
+        if hdr.meta and hdr.meta.max_msg_size:
+            self.device_max_msg_size = hdr.meta.max_msg_size
+        if hdr.meta and hdr.meta.max_obj_size:
+            self.device_max_obj_size = hdr.meta.max_obj_size
+
+        statuses = []
+        hdr_status = self._authenticate(msg, hmac_header, body)
+        statuses.append(hdr_status)
+        if not self.authenticated:
+            # §3.5: statuses only, no new commands; the device retries package 1.
+            for cmd in msg.body:
+                if cmd.tag not in ("Status", "Results") and not getattr(cmd, "no_resp", False):
+                    statuses.append(self._status_for(hdr, cmd, codes.StatusCode.NOT_EXECUTED))
+            if self.auth_failures >= self.policy.max_auth_failures or hdr_status.code == 403:
+                self._end("authentication failed")
+            return self._reply(statuses, [], final=True)
+
+        alerts = [c for c in msg.body if c.tag == "Alert"]
+        next_message_asked = any(a.data == codes.AlertCode.NEXT_MESSAGE for a in alerts)
+        for cmd in msg.body:
+            status = self._handle_device_command(hdr, cmd)
+            if status is not None:
+                statuses.append(status)
+        if self.ended:          # device aborted (1223)
+            return self._reply(statuses, [], final=True)
+
+        if self.chunk is not None or (self.outgoing and (next_message_asked or msg.final)):
+            return self._reply(statuses, *self._next_part())
+        if not msg.final:
+            # §4: the device is still sending its package; ask for the next message.
+            return self._reply(statuses, [self._alert(codes.AlertCode.NEXT_MESSAGE)], final=False)
+        self._finish_units()
+        if not self.work_claimed or all(u.done() for u in self.units):
+            self._claim_more()
+        if self.outgoing:
+            return self._reply(statuses, *self._next_part())
+        # Nothing more to do: statuses and Final end the session (§3.4).
+        self._end("completed")
+        return self._reply(statuses, [], final=True)
+
+    def expire(self, reason="timeout"):
+        """The device went silent; hand unfinished work back."""
+        self._end(reason)
+
+    # ---- authentication (§9) ---------------------------------------------
+
+    def _authenticate(self, msg, hmac_header, body):
+        hdr = msg.header
+        if self.account is None:
+            self.account = self.backend.account(self.device_id)
+            if self.account is None:
+                self.account = self.backend.device_seen(self.device_id, _devinfo(msg))
+            if self.account is None:
+                self.auth_failures = self.policy.max_auth_failures
+                return self._hdr_status(hdr, 403)
+        if self.authenticated and self.auth_scheme != "hmac":
+            return self._hdr_status(hdr, codes.StatusCode.OK)
+        scheme, ok = self._check_credentials(hdr, hmac_header, body)
+        acct = self.account
+        if ok:
+            first = not self.authenticated
+            self.authenticated, self.auth_scheme = True, scheme
+            if scheme == "hmac":
+                # HMAC authenticates every message: 200, not 212 (§9.4).
+                return self._hdr_status(hdr, codes.StatusCode.OK)
+            if first and scheme == "md5":
+                nonce = auth.new_nonce()     # a fresh nonce for the next session
+                self.backend.save_nonces(self.device_id, client_nonce=nonce)
+                acct.client_nonce = nonce
+                return self._hdr_status(hdr, codes.StatusCode.AUTH_ACCEPTED,
+                                        chal=self._chal("md5", nonce))
+            return self._hdr_status(hdr, codes.StatusCode.AUTH_ACCEPTED)
+        self.auth_failures += 1
+        expected = acct.auth_scheme if acct.auth_scheme in self.policy.accepted_schemes else "md5"
+        nonce = auth.new_nonce()
+        self.backend.save_nonces(self.device_id, client_nonce=nonce)
+        acct.client_nonce = nonce
+        missing = hdr.cred is None and hmac_header is None
+        code = codes.StatusCode.MISSING_CREDENTIALS if missing else codes.StatusCode.INVALID_CREDENTIALS
+        return self._hdr_status(hdr, code, chal=self._chal(expected, nonce))
+
+    def _check_credentials(self, hdr, hmac_header, body):
+        acct = self.account
+        accepted = self.policy.accepted_schemes
+        if hmac_header is not None:
+            return "hmac", "hmac" in accepted and acct.auth_scheme == "hmac" and auth.hmac_verify(
+                hmac_header, acct.client_username, acct.client_password, acct.client_nonce, body)
+        cred = hdr.cred
+        if cred is None or not cred.data:
+            return None, False
+        kind = (cred.type or AUTH_BASIC).lower()
+        if kind == AUTH_MD5 and "md5" in accepted:
+            return "md5", auth.md5_verify(cred.data, acct.client_username, acct.client_password,
+                                          acct.client_nonce)
+        if kind == AUTH_BASIC and "basic" in accepted and acct.auth_scheme == "basic":
+            return "basic", auth.basic_verify(cred.data, acct.client_username, acct.client_password)
+        return None, False
+
+    def _chal(self, scheme, nonce):
+        return Chal(type=SCHEME_TYPES[scheme], format="b64",
+                    next_nonce=auth.b64encode(nonce) if scheme != "basic" else None)
+
+    def _server_cred(self):
+        acct = self.account
+        if acct is None or not self.authenticated or self.auth_scheme == "hmac":
+            return None
+        if not self.device_demands_cred or not acct.server_password:
+            return None
+        return Cred(type=AUTH_MD5, format="b64",
+                    data=auth.md5_encode(acct.server_id, acct.server_password, acct.server_nonce))
+
+    # ---- device commands ---------------------------------------------------
+
+    def _handle_device_command(self, hdr, cmd):
+        tag = cmd.tag
+        if tag == "Status":
+            self._on_status(hdr, cmd)
+            return None
+        if tag == "Results":
+            return self._on_results(hdr, cmd)
+        if tag == "Alert":
+            return self._on_alert(hdr, cmd)
+        if tag == "Replace":    # DevInfo in package 1: already read by _devinfo
+            devinfo = {it.source.rsplit("/", 1)[-1]: it.data for it in cmd.items
+                       if it.source and it.source.startswith("./DevInfo/")}
+            if devinfo and self.account is not None:
+                self.backend.device_seen(self.device_id, devinfo)
+            return self._status_for(hdr, cmd, codes.StatusCode.OK)
+        if isinstance(cmd, UnknownCommand) or cmd.cmd_id is None:
+            return self._status_for(hdr, cmd, codes.StatusCode.BAD_REQUEST)
+        # Devices may only send Alert, Replace (DevInfo), Results and Status.
+        return self._status_for(hdr, cmd, codes.StatusCode.COMMAND_NOT_ALLOWED)
+
+    def _on_alert(self, hdr, alert):
+        code = alert.data
+        if code in (codes.AlertCode.SERVER_INITIATED_MGMT, codes.AlertCode.CLIENT_INITIATED_MGMT,
+                    codes.AlertCode.NEXT_MESSAGE):
+            return self._status_for(hdr, alert, codes.StatusCode.OK)
+        if code == codes.AlertCode.SESSION_ABORT:
+            self._end("device aborted")
+            return self._status_for(hdr, alert, codes.StatusCode.OK)
+        if code == codes.AlertCode.NO_END_OF_DATA:
+            self.incoming_lo.clear()
+            return self._status_for(hdr, alert, codes.StatusCode.OK)
+        if code in (codes.AlertCode.GENERIC_ALERT, codes.AlertCode.CLIENT_EVENT):
+            answers = set()
+            for item in alert.items or [Item()]:
+                meta = item.meta or Meta()
+                answers.add(self.backend.device_alert(self.device_id, GenericAlert(
+                    code=code, correlator=alert.correlator, source=item.source, target=item.target,
+                    type=meta.type, format=meta.format, mark=meta.mark, data=item.data)))
+            worst = max(answers) if answers else codes.StatusCode.OK
+            return self._status_for(hdr, alert, worst)
+        return self._status_for(hdr, alert, codes.StatusCode.OPTIONAL_FEATURE_NOT_SUPPORTED)
+
+    def _on_status(self, hdr, status):
+        if status.cmd_ref == "0":       # the device's verdict on our credentials
+            if status.chal is not None and status.chal.next_nonce:
+                try:
+                    nonce = auth.b64decode(status.chal.next_nonce)
+                except ValueError:
+                    nonce = None
+                if nonce is not None:
+                    self.account.server_nonce = nonce
+                    self.backend.save_nonces(self.device_id, server_nonce=nonce)
+            if status.code in (401, 407):
+                self.device_demands_cred = True
+                self.server_authenticated = False
+            elif status.code == codes.StatusCode.AUTH_ACCEPTED:
+                self.server_authenticated = True
+            return
+        sent = self.sent.pop((status.msg_ref, status.cmd_ref), None)
+        if sent is None or sent.seq is None:
+            return                       # unknown reference or an Atomic wrapper
+        state = self.units[sent.unit_index]
+        outcome = state.outcomes[sent.seq]
+        if status.code == codes.StatusCode.CHUNKED_ITEM_ACCEPTED and not sent.chunk_final:
+            return
+        if status.code in NOT_EXECUTED and self.device_demands_cred and not state.retried:
+            return self._requeue(sent.unit_index)   # device wanted our Cred first
+        outcome.status = status.code
+
+    def _on_results(self, hdr, results):
+        sent = self.sent.get((results.msg_ref or hdr.msg_id, results.cmd_ref))
+        key = (results.msg_ref, results.cmd_ref)
+        status = None
+        for item in results.items:
+            meta = item.meta.merged(results.meta) if item.meta else (results.meta or Meta())
+            if item.more_data or key in self.incoming_lo:
+                buf = self.incoming_lo.setdefault(key, [[], meta.size])
+                buf[0].append(item.data or "")
+                if item.more_data:
+                    status = codes.StatusCode.CHUNKED_ITEM_ACCEPTED   # §5: 213 per chunk
+                    continue
+                data, size = "".join(buf[0]), buf[1]
+                del self.incoming_lo[key]
+                if size is not None and len(data) != size:
+                    self._record_result(sent, None, codes.StatusCode.SIZE_MISMATCH)
+                    continue
+                item = replace(item, data=data)
+            self._record_result(sent, ResultItem(uri=item.source or results.source_ref or "",
+                                                 value=item.data, format=meta.format, type=meta.type))
+        if status is not None:
+            return self._status_for(hdr, results, status)
+        return None
+
+    def _record_result(self, sent, item, failure=None):
+        if sent is None:
+            return
+        outcome = self.units[sent.unit_index].outcomes.get(sent.seq)
+        if outcome is None:
+            return
+        if item is not None:
+            outcome.results.append(item)
+        if failure is not None:
+            outcome.status = failure
+
+    # ---- work ----------------------------------------------------------------
+
+    def _claim_more(self):
+        self.work_claimed = True
+        for unit in self.backend.claim_work(self.device_id):
+            index = len(self.units)
+            self.units.append(_UnitState(unit, {c.seq: CommandOutcome(c.seq) for c in unit.commands}))
+            self.customer_care = self.customer_care or unit.customer_care
+            self.outgoing.extend(self._commands_for(unit))
+
+    def _commands_for(self, unit):
+        index = next(i for i, st in enumerate(self.units) if st.unit is unit)
+        outs = [_Out(index, c.seq, self._command(c)) for c in unit.commands]
+        if unit.atomic:
+            return [_Out(index, None, Atomic(commands=[o.command for o in outs]),
+                         inner_seqs=[o.seq for o in outs])]
+        return outs
+
+    def _command(self, spec):
+        cls = COMMAND_TYPES[spec.action]
+        meta = Meta(format=spec.format, type=spec.type) if (spec.format or spec.type) else None
+        item = Item(target=spec.uri, source=spec.source_uri, data=spec.value, meta=meta)
+        kwargs = {"correlator": spec.correlator} if cls is Exec else {}
+        return cls(items=[item], **kwargs)
+
+    def _requeue(self, unit_index):
+        state = self.units[unit_index]
+        if state.retried:
+            return
+        state.retried = True
+        for key, sent in list(self.sent.items()):
+            if sent.unit_index == unit_index:
+                del self.sent[key]
+        for outcome in state.outcomes.values():
+            outcome.status, outcome.results = None, []
+        self.outgoing.extend(self._commands_for(state.unit))
+
+    def _finish_units(self):
+        for state in self.units:
+            if state.done() and not state.reported:
+                state.reported = True
+                self.backend.unit_finished(self.device_id, state.unit,
+                                           [state.outcomes[s] for s in sorted(state.outcomes)])
+
+    def _end(self, reason):
+        if self.ended:
+            return
+        self.ended, self.end_reason = True, reason
+        self._finish_units()
+        for state in self.units:
+            if not state.reported:
+                state.reported = True
+                self.backend.unit_interrupted(self.device_id, state.unit, reason)
+
+    # ---- building replies ------------------------------------------------------
+
+    def _next_part(self):
+        """Commands for the next server message: as many whole commands as
+        fit the device's MaxMsgSize; one that cannot fit alone goes out as a
+        large object, chunk by chunk (§4, §5). Returns (outs, final)."""
+        if self.chunk is not None:
+            return self._next_chunk()
+        budget = self.device_max_msg_size
+        placed = []
+        while self.outgoing:
+            if self._size(placed + self.outgoing[:1]) <= budget:
+                placed.append(self.outgoing.pop(0))
+                continue
+            if placed:
+                break
+            out = self.outgoing.pop(0)
+            chunked = self._start_chunk(out, budget)
+            if chunked is not None:
+                return chunked
+        return placed, not self.outgoing and self.chunk is None
+
+    def _start_chunk(self, out, budget):
+        command = out.command
+        item = command.items[0] if out.seq is not None and command.items else None
+        if item is None or not item.data:
+            return self._fail_unsendable(out, codes.StatusCode.REQUEST_ENTITY_TOO_LARGE)
+        if self.device_max_obj_size and len(item.data) > self.device_max_obj_size:
+            return self._fail_unsendable(out, codes.StatusCode.REQUESTED_SIZE_TOO_BIG)
+        empty = replace(out, command=replace(command, items=[replace(item, data="", meta=item.meta or Meta(size=len(item.data)))]))
+        room = budget - self._size([empty]) - 32 - len(str(len(item.data)))
+        if room < 64:
+            return self._fail_unsendable(out, codes.StatusCode.REQUEST_ENTITY_TOO_LARGE)
+        chunks = [item.data[i:i + room] for i in range(0, len(item.data), room)]
+        self.chunk = _Chunk(out, chunks)
+        return self._next_chunk()
+
+    def _next_chunk(self):
+        ch = self.chunk
+        item = ch.out.command.items[0]
+        last = ch.next == len(ch.chunks) - 1
+        meta = item.meta
+        if ch.next == 0:
+            meta = replace(meta or Meta(), size=len(item.data))
+        part = replace(item, data=ch.chunks[ch.next], more_data=not last, meta=meta)
+        ch.next += 1
+        if last:
+            self.chunk = None
+        out = replace(ch.out, command=replace(ch.out.command, items=[part]), chunk_final=last)
+        return [out], last and not self.outgoing
+
+    def _fail_unsendable(self, out, code):
+        state = self.units[out.unit_index]
+        for seq in out.inner_seqs or [out.seq]:
+            state.outcomes[seq].status = int(code)
+        return None
+
+    def _size(self, outs):
+        return len(serialize(self._message([], outs, final=True)))
+
+    def _reply(self, statuses, outs, final):
+        msg = self._message(statuses, outs, final, register=True)
+        self.last_reply = msg
+        return msg
+
+    def _message(self, statuses, outs, final, register=False):
+        msg_id = str(next(self.msg_ids)) if register else "0"
+        cmd_ids = itertools.count(1)
+        body = [replace(status, cmd_id=str(next(cmd_ids))) for status in statuses]
+        for out in outs:
+            command = out.command
+            if isinstance(command, Atomic):
+                inner = []
+                for seq, inner_cmd in zip(out.inner_seqs, command.commands):
+                    cid = str(next(cmd_ids))
+                    inner.append(replace(inner_cmd, cmd_id=cid))
+                    if register:
+                        self.sent[(msg_id, cid)] = _Sent(out.unit_index, seq)
+                command = replace(command, commands=inner)
+            cid = str(next(cmd_ids))
+            body.append(replace(command, cmd_id=cid))
+            if register and out.unit_index is not None:
+                self.sent[(msg_id, cid)] = _Sent(out.unit_index, out.seq, out.chunk_final)
+        header = SyncHdr(
+            session_id=self.session_id, msg_id=msg_id,
+            target=self.device_id, source=self.policy.server_uri,
+            resp_uri=f"{self.policy.server_uri}?s={self.token}",
+            cred=self._server_cred(),
+            meta=Meta(max_msg_size=self.policy.server_max_msg_size),
+        )
+        return Message(header=header, body=body, final=final)
+
+    def _hdr_status(self, hdr, code, chal=None):
+        return Status(msg_ref=hdr.msg_id, cmd_ref="0", cmd="SyncHdr",
+                      target_refs=[hdr.target], source_refs=[hdr.source], chal=chal, code=int(code))
+
+    def _status_for(self, hdr, cmd, code):
+        targets = [it.target for it in getattr(cmd, "items", []) if it.target] if code != 200 else []
+        return Status(msg_ref=hdr.msg_id, cmd_ref=cmd.cmd_id or "0", cmd=cmd.tag,
+                      target_refs=targets, code=int(code))
+
+    def _alert(self, code):
+        return _Out(None, None, Alert(data=int(code)))
+
+
+def _devinfo(msg):
+    """DevInfo leaves from a package 1 Replace: {'DevId': ..., 'Man': ...}."""
+    info = {}
+    for cmd in msg.body:
+        if cmd.tag == "Replace":
+            for it in cmd.items:
+                if it.source and it.source.startswith("./DevInfo/") and it.source.count("/") == 2:
+                    info[it.source.rsplit("/", 1)[-1]] = it.data
+    return info

@@ -1,0 +1,970 @@
+"""Management tree of the simulated OMA DM 1.2 device.
+
+Pure data structure with DM semantics: nodes and their run-time properties,
+ACL evaluation, DDF-like access types, and the server-side commands (Get,
+Add, Replace, Delete, Copy, Exec, Atomic) answering SyncML DM status codes.
+It knows nothing about SyncML XML; the session layer maps commands to calls.
+
+Conventions (see docs/omadm-reference.md §6 and §8):
+
+* URIs: ``./A/B`` or ``A/B``; segments percent-escaped; a trailing ``/`` is
+  tolerated; ``.`` alone is the root. Nodes store raw (unescaped) names.
+* Leaf values are ``str`` for every Format except ``bin`` which is ``bytes``.
+  A value sent with Format ``b64`` is decoded and stored as ``bin``
+  (§6.3); Get then returns the raw bytes with Format ``bin`` and the codec
+  base64-encodes them on the wire.
+* Every server-side command returns plain ``int`` status codes.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import re
+import time
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Callable, Iterator, NamedTuple, Sequence
+from urllib.parse import quote, unquote
+
+from lxml import etree
+
+
+class Status(IntEnum):
+    """SyncML status codes the tree produces (reference §8)."""
+
+    OK = 200
+    ACCEPTED = 202
+    NOT_EXECUTED = 215
+    ATOMIC_ROLLBACK_OK = 216
+    BAD_REQUEST = 400
+    NOT_FOUND = 404
+    COMMAND_NOT_ALLOWED = 405
+    OPTIONAL_FEATURE_NOT_SUPPORTED = 406
+    REQUEST_ENTITY_TOO_LARGE = 413
+    URI_TOO_LONG = 414
+    UNSUPPORTED_MEDIA_TYPE = 415
+    ALREADY_EXISTS = 418
+    DEVICE_FULL = 420
+    PERMISSION_DENIED = 425
+    COMMAND_FAILED = 500
+    COMMAND_NOT_IMPLEMENTED = 501
+    ATOMIC_FAILED = 507
+    ATOMIC_ROLLBACK_FAILED = 516
+
+
+class TreeCommandError(Exception):
+    """A command cannot be carried out; ``status`` is the DM status code."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+
+
+# ACL commands (§6.4) and DDF AccessType values used by the simulator.
+ADD, DELETE, EXEC, GET, REPLACE = "Add", "Delete", "Exec", "Get", "Replace"
+ACL_COMMANDS = frozenset({ADD, DELETE, EXEC, GET, REPLACE})
+
+READ_ONLY = frozenset({GET})
+READ_REPLACE = frozenset({GET, REPLACE})
+REPLACE_ONLY = frozenset({REPLACE})
+EXECUTABLE = frozenset({GET, EXEC})
+# Interior node accepting children the server adds.
+GROWABLE = frozenset({GET, ADD})
+# Access of nodes created by a server Add or Copy.
+DYNAMIC_INTERIOR_ACCESS = frozenset({ADD, DELETE, GET, REPLACE})
+DYNAMIC_LEAF_ACCESS = frozenset({DELETE, GET, REPLACE})
+
+INTERIOR_FORMAT = "node"
+LEAF_FORMATS = frozenset({"b64", "bin", "bool", "chr", "int", "null", "xml", "float", "date", "time"})
+DEFAULT_LEAF_TYPE = "text/plain"
+
+PROPERTIES = ("ACL", "Format", "Name", "Size", "Title", "TStamp", "Type", "VerNo")
+REPLACEABLE_PROPERTIES = frozenset({"ACL", "Name", "Title"})
+MAX_TITLE_BYTES = 255
+VERNO_MODULUS = 0x10000
+
+TNDS_NAMESPACE = "syncml:dmddf1.2"
+TNDS_XML_TYPE = "application/vnd.syncml.dmtnds+xml"
+# Properties a TNDS document may carry, in DTD order of RTProperties, plus Value.
+TNDS_FIELDS = ("ACL", "Format", "Name", "Size", "Title", "TStamp", "Type", "VerNo", "Value")
+
+_URI_SAFE_CHARS = "!$&'()*+,;=:@"
+_ACL_SERVER_ID = re.compile(r"[^\s=&*+]+")
+_INT_VALUE = re.compile(r"[+-]?\d+")
+_DATE_VALUE = re.compile(r"\d{4}-?\d{2}-?\d{2}")
+_TIME_VALUE = re.compile(r"\d{2}:?\d{2}(:?\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?")
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class TreeConfig:
+    """Device limits and the behaviours the reference marks uncertain [?].
+
+    Limits of 0 mean unlimited (DevDetail/URI semantics).
+    """
+
+    max_depth: int = 0
+    max_total_length: int = 0
+    max_segment_length: int = 0
+    max_nodes: int = 0
+    # §6.1: the reference answers 404 when the parent of an added node is
+    # missing; True creates the missing interior parents instead.
+    auto_create_parents: bool = False
+    # §6.1 [?]: Replace on a missing node is 404 by spec, an implicit Add on Windows.
+    replace_missing_adds: bool = False
+    # ``?list=TNDS`` without +/- modifiers: which fields to serialize [?].
+    tnds_default_fields: tuple[str, ...] = ("ACL", "Format", "Title", "TStamp", "Type", "VerNo", "Value")
+
+
+# --------------------------------------------------------------------------- URIs
+
+
+@dataclass(frozen=True)
+class ParsedUri:
+    segments: tuple[str, ...]  # unescaped node names below the root
+    query_key: str | None = None  # "prop" or "list"
+    query_value: str | None = None
+
+    @property
+    def path(self) -> str:
+        return join_uri(self.segments)
+
+    @property
+    def query(self) -> str:
+        return f"?{self.query_key}={self.query_value}" if self.query_key else ""
+
+
+def join_uri(segments: Sequence[str]) -> str:
+    """Absolute escaped URI of the node with these (raw) names."""
+    return "/".join(["."] + [quote(name, safe=_URI_SAFE_CHARS) for name in segments])
+
+
+def parse_uri(uri: str) -> ParsedUri:
+    """Split a DM URI into raw segment names and an optional ``?key=value`` query."""
+    path, separator, query = uri.partition("?")
+    query_key = query_value = None
+    if separator:
+        query_key, equals, query_value = query.partition("=")
+        if not equals or not query_key:
+            raise TreeCommandError(Status.BAD_REQUEST, f"malformed query in {uri!r}")
+    if path.startswith("/"):
+        raise TreeCommandError(Status.BAD_REQUEST, f"URI must not start with '/': {uri!r}")
+    if path.endswith("/") and path not in ("", "/"):
+        path = path[:-1]
+    if path in ("", "."):
+        escaped: list[str] = []
+    else:
+        escaped = path.split("/")
+        if escaped[0] == ".":
+            escaped = escaped[1:]
+    if any(segment == "" for segment in escaped):
+        raise TreeCommandError(Status.BAD_REQUEST, f"empty segment in {uri!r}")
+    return ParsedUri(tuple(unquote(segment) for segment in escaped), query_key, query_value)
+
+
+def normalize_uri(uri: str) -> str:
+    """Canonical absolute form ``./A/B`` (query kept), e.g. ``A/B/`` → ``./A/B``."""
+    parsed = parse_uri(uri)
+    return parsed.path + parsed.query
+
+
+def matches_pattern(pattern: str, uri: str) -> bool:
+    """True if ``uri`` matches ``pattern`` where a ``*`` segment matches any one name."""
+    pattern_segments = parse_uri(pattern).segments
+    segments = parse_uri(uri).segments
+    return len(pattern_segments) == len(segments) and all(
+        wanted in ("*", actual) for wanted, actual in zip(pattern_segments, segments)
+    )
+
+
+# --------------------------------------------------------------------------- ACL
+
+
+def parse_acl(acl: str) -> dict[str, frozenset[str]]:
+    """Parse ``Get=*&Replace=srv1+srv2`` into {command: server ids}; '' is empty."""
+    rights: dict[str, frozenset[str]] = {}
+    if acl == "":
+        return rights
+    for entry in acl.split("&"):
+        command, equals, ids = entry.partition("=")
+        if not equals or command not in ACL_COMMANDS or ids == "":
+            raise TreeCommandError(Status.BAD_REQUEST, f"malformed ACL entry {entry!r}")
+        server_ids = ids.split("+")
+        for server_id in server_ids:
+            if server_id != "*" and not _ACL_SERVER_ID.fullmatch(server_id):
+                raise TreeCommandError(Status.BAD_REQUEST, f"malformed ACL server id {server_id!r}")
+        rights[command] = rights.get(command, frozenset()) | frozenset(server_ids)
+    return rights
+
+
+def format_acl(rights: dict[str, frozenset[str]]) -> str:
+    return "&".join(
+        f"{command}={'+'.join(sorted(rights[command]))}" for command in sorted(rights) if rights[command]
+    )
+
+
+# --------------------------------------------------------------------------- nodes
+
+
+@dataclass
+class Node:
+    """One node with its run-time properties. Interior nodes have Format ``node``."""
+
+    name: str
+    format: str
+    type: str
+    value: str | bytes | None
+    tstamp: str
+    access: frozenset[str]
+    permanent: bool
+    acl: str = ""
+    title: str = ""
+    verno: int = 0
+    children: dict[str, Node] = field(default_factory=dict)
+
+    @property
+    def is_interior(self) -> bool:
+        return self.format == INTERIOR_FORMAT
+
+    @property
+    def size(self) -> int | None:
+        """Bytes of the raw value; None for interior nodes."""
+        if self.is_interior:
+            return None
+        if isinstance(self.value, bytes):
+            return len(self.value)
+        return len((self.value or "").encode("utf-8"))
+
+
+class ResultItem(NamedTuple):
+    """One Results Item: Source URI, Meta Format/Type and Data (None = no Data)."""
+
+    uri: str
+    format: str
+    type: str
+    value: str | bytes | None
+
+
+@dataclass(frozen=True)
+class GetResult:
+    items: tuple[ResultItem, ...]
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    uri: str  # normalized URI of the executed node
+    data: str | None
+    correlator: str | None
+    server_id: str
+
+
+ExecHandler = Callable[[ExecRequest], int]
+AddHook = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TreeCommand:
+    """A command inside an Atomic: verb is Add, Replace, Delete, Copy, Exec or Get."""
+
+    verb: str
+    target: str
+    value: str | bytes | None = None
+    format: str | None = None
+    type: str | None = None
+    source: str | None = None  # Copy only
+    correlator: str | None = None  # Exec only
+
+
+@dataclass(frozen=True)
+class AtomicResult:
+    status: int  # 200 or 507
+    member_statuses: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TreeSnapshot:
+    root: Node
+
+
+def coerce_value(format_: str, value: str | bytes | None) -> tuple[str, str | bytes]:
+    """Validate a leaf value against its Format; return (stored format, stored value)."""
+    if format_ not in LEAF_FORMATS:
+        raise TreeCommandError(Status.UNSUPPORTED_MEDIA_TYPE, f"unsupported leaf format {format_!r}")
+    if format_ == "b64":
+        try:
+            return "bin", base64.b64decode(value or b"", validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise TreeCommandError(Status.BAD_REQUEST, f"invalid base64 data: {error}") from error
+    if format_ == "bin":
+        return "bin", value.encode("utf-8") if isinstance(value, str) else (value or b"")
+    text = value.decode("utf-8") if isinstance(value, bytes) else (value or "")
+    valid = {
+        "null": lambda: text == "",
+        "int": lambda: bool(_INT_VALUE.fullmatch(text.strip())),
+        "bool": lambda: text.strip().lower() in ("true", "false"),
+        "float": lambda: _is_float(text),
+        "date": lambda: bool(_DATE_VALUE.fullmatch(text.strip())),
+        "time": lambda: bool(_TIME_VALUE.fullmatch(text.strip())),
+    }.get(format_, lambda: True)()
+    if not valid:
+        raise TreeCommandError(Status.BAD_REQUEST, f"value {text!r} is not valid for format {format_}")
+    if format_ == "bool":
+        text = text.strip().lower()
+    elif format_ in ("int", "float", "date", "time"):
+        text = text.strip()
+    return format_, text
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- tree
+
+
+class DMTree:
+    """The device's management tree.
+
+    Server-side commands (``get``, ``add``, ``replace``, ``delete``, ``copy``,
+    ``exec``, ``atomic``) check ACLs and access types and return status codes.
+    Device-side methods (``create_interior``, ``create_leaf``, ``set_value``,
+    ``read_value``, ``remove_node``) are used by the simulator and by the
+    management-object builders; they skip ACL checks and raise
+    ``TreeCommandError`` on misuse.
+    """
+
+    def __init__(
+        self,
+        config: TreeConfig = TreeConfig(),
+        clock: Callable[[], float] = time.time,
+        root_acl: str = "Add=*&Get=*",
+    ) -> None:
+        parse_acl(root_acl)
+        if root_acl == "":
+            raise TreeCommandError(Status.BAD_REQUEST, "the root ACL must have a value")
+        self.config = config
+        self._clock = clock
+        self._root = Node(
+            name=".",
+            format=INTERIOR_FORMAT,
+            type="",
+            value=None,
+            tstamp=self._now(),
+            access=GROWABLE,
+            permanent=True,
+            acl=root_acl,
+        )
+        self._exec_handlers: list[tuple[str, ExecHandler]] = []
+        self._add_hooks: list[tuple[str, AddHook]] = []
+
+    # ----------------------------------------------------------- registration
+
+    def register_exec(self, pattern: str, handler: ExecHandler) -> None:
+        """Run ``handler`` for Exec on nodes matching ``pattern`` (``*`` = one segment)."""
+        self._exec_handlers.append((normalize_uri(pattern), handler))
+
+    def on_add(self, pattern: str, hook: AddHook) -> None:
+        """Call ``hook(uri)`` after a server Add/Copy created a node matching ``pattern``."""
+        self._add_hooks.append((normalize_uri(pattern), hook))
+
+    # ----------------------------------------------------------- device side
+
+    def create_interior(
+        self,
+        uri: str,
+        *,
+        type: str = "",
+        acl: str = "",
+        access: frozenset[str] = READ_ONLY,
+        permanent: bool = True,
+        title: str = "",
+    ) -> Node:
+        parse_acl(acl)
+        return self._attach(
+            uri, Node(name="", format=INTERIOR_FORMAT, type=type, value=None, tstamp=self._now(),
+                      access=access, permanent=permanent, acl=acl, title=title)
+        )
+
+    def create_leaf(
+        self,
+        uri: str,
+        value: str | bytes | None,
+        *,
+        format: str = "chr",
+        type: str = DEFAULT_LEAF_TYPE,
+        acl: str = "",
+        access: frozenset[str] = READ_ONLY,
+        permanent: bool = True,
+        title: str = "",
+    ) -> Node:
+        parse_acl(acl)
+        stored_format, stored_value = coerce_value(format, value)
+        return self._attach(
+            uri, Node(name="", format=stored_format, type=type, value=stored_value, tstamp=self._now(),
+                      access=access, permanent=permanent, acl=acl, title=title)
+        )
+
+    def set_value(self, uri: str, value: str | bytes | None) -> None:
+        """Device-side update of a leaf value (keeps its Format)."""
+        node = self.node(uri)
+        if node.is_interior:
+            raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, f"{uri} is an interior node")
+        _, node.value = coerce_value(node.format, value)
+        self._touch(node)
+
+    def read_value(self, uri: str) -> str | bytes | None:
+        return self.node(uri).value
+
+    def remove_node(self, uri: str) -> None:
+        """Device-side delete of a node and its subtree."""
+        segments = parse_uri(uri).segments
+        if not segments:
+            raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, "the root cannot be removed")
+        parent = self._require(segments[:-1])
+        if segments[-1] not in parent.children:
+            raise TreeCommandError(Status.NOT_FOUND, f"{uri} does not exist")
+        del parent.children[segments[-1]]
+        self._touch(parent)
+
+    def node(self, uri: str) -> Node:
+        """The node at ``uri``; treat it as read-only (use the methods to change it)."""
+        return self._require(parse_uri(uri).segments)
+
+    def exists(self, uri: str) -> bool:
+        try:
+            return self._find(parse_uri(uri).segments) is not None
+        except TreeCommandError:
+            return False
+
+    def walk(self, uri: str = ".") -> Iterator[tuple[str, Node]]:
+        """Depth-first (pre-order) ``(uri, node)`` pairs of the subtree at ``uri``."""
+        segments = parse_uri(uri).segments
+        yield from self._walk(segments, self._require(segments))
+
+    def snapshot(self) -> TreeSnapshot:
+        return TreeSnapshot(copy.deepcopy(self._root))
+
+    def restore(self, snapshot: TreeSnapshot) -> None:
+        self._root = copy.deepcopy(snapshot.root)
+
+    # ----------------------------------------------------------- server side: Get
+
+    def get(self, uri: str, server_id: str) -> tuple[int, GetResult | None]:
+        try:
+            return Status.OK, self._get(uri, server_id)
+        except TreeCommandError as error:
+            return error.status, None
+
+    def _get(self, uri: str, server_id: str) -> GetResult:
+        parsed = self._parse_checked(uri)
+        node = self._require(parsed.segments)
+        self._check_acl(parsed.segments, GET, server_id)
+        if parsed.query_key == "prop":
+            return GetResult((self._property_item(parsed, node),))
+        if parsed.query_key == "list":
+            return self._list(parsed, node, server_id)
+        if parsed.query_key is not None:
+            raise TreeCommandError(Status.OPTIONAL_FEATURE_NOT_SUPPORTED, f"unsupported query in {uri}")
+        self._check_access(node, GET, parsed.path)
+        return GetResult((self._value_item(parsed.path, node, with_data=True),))
+
+    def _property_item(self, parsed: ParsedUri, node: Node) -> ResultItem:
+        name = parsed.query_value
+        if name not in PROPERTIES:
+            raise TreeCommandError(Status.OPTIONAL_FEATURE_NOT_SUPPORTED, f"unsupported property {name!r}")
+        if name == "Size" and node.is_interior:
+            raise TreeCommandError(Status.OPTIONAL_FEATURE_NOT_SUPPORTED, "Size is a leaf-only property")
+        value = {
+            "ACL": node.acl,
+            "Format": node.format,
+            "Name": node.name,
+            "Size": str(node.size),
+            "Title": node.title,
+            "TStamp": node.tstamp,
+            "Type": node.type,
+            "VerNo": str(node.verno),
+        }[name]
+        return ResultItem(parsed.path + parsed.query, "chr", DEFAULT_LEAF_TYPE, value)
+
+    def _value_item(self, uri: str, node: Node, *, with_data: bool) -> ResultItem:
+        if node.is_interior:
+            data = "/".join(quote(name, safe=_URI_SAFE_CHARS) for name in node.children) if with_data else None
+            return ResultItem(uri, INTERIOR_FORMAT, node.type, data)
+        return ResultItem(uri, node.format, node.type, node.value if with_data else None)
+
+    def _list(self, parsed: ParsedUri, node: Node, server_id: str) -> GetResult:
+        attribute, *modifiers = re.split(r"(?=[+\- ])", parsed.query_value or "")
+        if attribute in ("Struct", "StructData") and not modifiers:
+            self._check_access(node, GET, parsed.path)
+            with_data = attribute == "StructData"
+            return GetResult(tuple(
+                self._value_item(uri, visible, with_data=with_data and not visible.is_interior)
+                for uri, visible in self._readable_subtree(parsed.segments, node, server_id)
+            ))
+        if attribute == "TNDS":
+            self._check_access(node, GET, parsed.path)
+            fields = self._tnds_fields(modifiers)
+            document = self._tnds_document(parsed.segments, node, server_id, fields)
+            return GetResult((ResultItem(parsed.path + parsed.query, "xml", TNDS_XML_TYPE, document),))
+        raise TreeCommandError(Status.OPTIONAL_FEATURE_NOT_SUPPORTED, f"unsupported list {parsed.query_value!r}")
+
+    def _tnds_fields(self, modifiers: list[str]) -> tuple[str, ...]:
+        if not modifiers:
+            return self.config.tnds_default_fields
+        # A '+' may arrive decoded as a space.
+        signs = {"-" if modifier[0] == "-" else "+" for modifier in modifiers}
+        if len(signs) > 1:
+            raise TreeCommandError(Status.BAD_REQUEST, "TNDS property list mixes '+' and '-'")
+        names = [modifier[1:] for modifier in modifiers]
+        unknown = [name for name in names if name not in TNDS_FIELDS]
+        if unknown:
+            raise TreeCommandError(Status.OPTIONAL_FEATURE_NOT_SUPPORTED, f"unsupported TNDS fields {unknown}")
+        if signs == {"+"}:
+            return tuple(name for name in TNDS_FIELDS if name in names)
+        return tuple(name for name in TNDS_FIELDS if name not in names)
+
+    def _readable_subtree(
+        self, segments: tuple[str, ...], node: Node, server_id: str
+    ) -> Iterator[tuple[str, Node]]:
+        """The subtree minus nodes (and their subtrees) the server may not Get."""
+        yield join_uri(segments), node
+        for name, child in node.children.items():
+            child_segments = segments + (name,)
+            if GET in child.access and self._allowed(child_segments, GET, server_id):
+                yield from self._readable_subtree(child_segments, child, server_id)
+
+    def _tnds_document(
+        self, segments: tuple[str, ...], node: Node, server_id: str, fields: tuple[str, ...]
+    ) -> str:
+        tree_element = etree.Element(f"{{{TNDS_NAMESPACE}}}MgmtTree", nsmap={None: TNDS_NAMESPACE})
+        etree.SubElement(tree_element, _tnds("VerDTD")).text = "1.2"
+        self._tnds_node(tree_element, segments, node, server_id, fields, top=True)
+        return etree.tostring(tree_element, encoding="unicode")
+
+    def _tnds_node(
+        self,
+        parent_element: etree._Element,
+        segments: tuple[str, ...],
+        node: Node,
+        server_id: str,
+        fields: tuple[str, ...],
+        *,
+        top: bool,
+    ) -> None:
+        element = etree.SubElement(parent_element, _tnds("Node"))
+        etree.SubElement(element, _tnds("NodeName")).text = node.name
+        if top and segments:
+            etree.SubElement(element, _tnds("Path")).text = join_uri(segments[:-1])
+        properties = etree.SubElement(element, _tnds("RTProperties"))
+        for name in fields:
+            if name == "ACL" and node.acl:
+                etree.SubElement(properties, _tnds("ACL")).text = node.acl
+            elif name == "Format":
+                etree.SubElement(etree.SubElement(properties, _tnds("Format")), _tnds(node.format))
+            elif name == "Name":
+                etree.SubElement(properties, _tnds("Name")).text = node.name
+            elif name == "Size" and not node.is_interior:
+                etree.SubElement(properties, _tnds("Size")).text = str(node.size)
+            elif name == "Title" and node.title:
+                etree.SubElement(properties, _tnds("Title")).text = node.title
+            elif name == "TStamp":
+                etree.SubElement(properties, _tnds("TStamp")).text = node.tstamp
+            elif name == "Type" and (node.type or not node.is_interior):
+                kind = "DDFName" if node.is_interior else "MIME"
+                etree.SubElement(etree.SubElement(properties, _tnds("Type")), _tnds(kind)).text = node.type
+            elif name == "VerNo":
+                etree.SubElement(properties, _tnds("VerNo")).text = str(node.verno)
+        if len(properties) == 0:
+            element.remove(properties)
+        if node.is_interior:
+            for name, child in node.children.items():
+                child_segments = segments + (name,)
+                if GET in child.access and self._allowed(child_segments, GET, server_id):
+                    self._tnds_node(element, child_segments, child, server_id, fields, top=False)
+        elif "Value" in fields:
+            value = node.value
+            text = base64.b64encode(value).decode("ascii") if isinstance(value, bytes) else value
+            etree.SubElement(element, _tnds("Value")).text = text
+
+    # ----------------------------------------------------------- server side: Add
+
+    def add(
+        self,
+        uri: str,
+        value: str | bytes | None,
+        format: str | None,
+        type: str | None,
+        server_id: str,
+    ) -> int:
+        return self._status_of(lambda: self._add(uri, value, format, type, server_id))
+
+    def _add(self, uri: str, value: str | bytes | None, format_: str | None,
+             type_: str | None, server_id: str) -> None:
+        parsed = self._parse_checked(uri)
+        if parsed.query_key is not None:
+            raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, "properties cannot be added")
+        if not parsed.segments:
+            raise TreeCommandError(Status.ALREADY_EXISTS, "the root exists")
+        if (format_ or "chr") == INTERIOR_FORMAT:
+            if value not in (None, "", b""):
+                raise TreeCommandError(Status.BAD_REQUEST, "an interior node carries no data")
+            new_node = self._new_dynamic_node(INTERIOR_FORMAT, type_ or "", None)
+        else:
+            stored_format, stored_value = coerce_value(format_ or "chr", value)
+            new_node = self._new_dynamic_node(stored_format, type_ or DEFAULT_LEAF_TYPE, stored_value)
+        self._insert_dynamic(parsed, new_node, server_id)
+
+    def _new_dynamic_node(self, format_: str, type_: str, value: str | bytes | None) -> Node:
+        access = DYNAMIC_INTERIOR_ACCESS if format_ == INTERIOR_FORMAT else DYNAMIC_LEAF_ACCESS
+        return Node(name="", format=format_, type=type_, value=value, tstamp=self._now(),
+                    access=access, permanent=False)
+
+    def _insert_dynamic(self, parsed: ParsedUri, new_node: Node, server_id: str) -> None:
+        """Server-side insertion shared by Add and Copy (ACL, access, limits, hooks)."""
+        parent_segments = parsed.segments[:-1]
+        existing_depth = self._existing_prefix_length(parent_segments)
+        if existing_depth < len(parent_segments) and not self.config.auto_create_parents:
+            raise TreeCommandError(Status.NOT_FOUND, f"parent of {parsed.path} does not exist")
+        anchor_segments = parent_segments[:existing_depth]
+        anchor = self._require(anchor_segments)
+        self._check_acl(anchor_segments, ADD, server_id)
+        if existing_depth == len(parent_segments) and parsed.segments[-1] in anchor.children:
+            raise TreeCommandError(Status.ALREADY_EXISTS, f"{parsed.path} already exists")
+        if not anchor.is_interior or ADD not in anchor.access:
+            raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, f"{join_uri(anchor_segments)} accepts no new children")
+        missing_parents = parent_segments[existing_depth:]
+        added_count = len(missing_parents) + sum(1 for _ in self._walk((), new_node))
+        if self.config.max_nodes and self._node_count() + added_count > self.config.max_nodes:
+            raise TreeCommandError(Status.DEVICE_FULL, "the tree is full")
+        has_replace_on_anchor = self._allowed(anchor_segments, REPLACE, server_id)
+        parent = anchor
+        for name in missing_parents:
+            created = self._new_dynamic_node(INTERIOR_FORMAT, "", None)
+            self._link(parent, name, created)
+            parent = created
+        if new_node.is_interior and not has_replace_on_anchor:
+            new_node.acl = self._creator_acl(anchor_segments, server_id)
+        self._link(parent, parsed.segments[-1], new_node)
+        self._touch(anchor)
+        for pattern, hook in self._add_hooks:
+            if matches_pattern(pattern, parsed.path):
+                hook(parsed.path)
+
+    def _creator_acl(self, parent_segments: tuple[str, ...], server_id: str) -> str:
+        """§6.4: a server adding an interior node without Replace on the parent gets
+        Add, Delete and Replace on it; the inherited rights are kept alongside."""
+        rights = parse_acl(self._effective_acl(parent_segments))
+        for command in (ADD, DELETE, REPLACE):
+            rights[command] = rights.get(command, frozenset()) | {server_id}
+        return format_acl(rights)
+
+    # ----------------------------------------------------------- server side: Replace
+
+    def replace(
+        self,
+        uri: str,
+        value: str | bytes | None,
+        format: str | None,
+        type: str | None,
+        server_id: str,
+    ) -> int:
+        return self._status_of(lambda: self._replace(uri, value, format, type, server_id))
+
+    def _replace(self, uri: str, value: str | bytes | None, format_: str | None,
+                 type_: str | None, server_id: str) -> None:
+        parsed = self._parse_checked(uri)
+        node = self._find(parsed.segments)
+        if node is None:
+            if self.config.replace_missing_adds and parsed.query_key is None:
+                self._add(uri, value, format_, type_, server_id)
+                return
+            raise TreeCommandError(Status.NOT_FOUND, f"{parsed.path} does not exist")
+        if parsed.query_key == "prop":
+            self._replace_property(parsed, node, value, server_id)
+            return
+        if parsed.query_key is not None:
+            raise TreeCommandError(Status.OPTIONAL_FEATURE_NOT_SUPPORTED, f"unsupported query in {uri}")
+        self._check_acl(parsed.segments, REPLACE, server_id)
+        self._check_access(node, REPLACE, parsed.path)
+        if node.is_interior:
+            raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, "an interior node has no value to replace")
+        stored_format, stored_value = coerce_value(format_ or node.format, value)
+        if stored_format != node.format and node.permanent:
+            raise TreeCommandError(Status.UNSUPPORTED_MEDIA_TYPE, f"{parsed.path} only holds {node.format}")
+        node.format, node.value = stored_format, stored_value
+        if type_ and not node.permanent:
+            node.type = type_
+        self._touch(node)
+
+    def _replace_property(self, parsed: ParsedUri, node: Node, value: str | bytes | None,
+                          server_id: str) -> None:
+        name = parsed.query_value
+        if name not in PROPERTIES:
+            raise TreeCommandError(Status.OPTIONAL_FEATURE_NOT_SUPPORTED, f"unsupported property {name!r}")
+        if name not in REPLACEABLE_PROPERTIES:
+            raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, f"property {name} is read-only")
+        text = value.decode("utf-8") if isinstance(value, bytes) else (value or "")
+        if name == "ACL":
+            self._replace_acl(parsed.segments, node, text, server_id)
+            return
+        self._check_acl(parsed.segments, REPLACE, server_id)
+        self._check_access(node, REPLACE, parsed.path)
+        if name == "Title":
+            if len(text.encode("utf-8")) > MAX_TITLE_BYTES:
+                raise TreeCommandError(Status.REQUEST_ENTITY_TOO_LARGE, "Title exceeds 255 bytes")
+            node.title = text
+            self._touch(node)
+            return
+        self._rename(parsed.segments, node, text)
+
+    def _replace_acl(self, segments: tuple[str, ...], node: Node, acl: str, server_id: str) -> None:
+        parent_may_replace = bool(segments) and self._allowed(segments[:-1], REPLACE, server_id)
+        node_may_replace = node.is_interior and self._allowed(segments, REPLACE, server_id)
+        if not (parent_may_replace or node_may_replace):
+            raise TreeCommandError(Status.PERMISSION_DENIED, f"no right to change the ACL of {join_uri(segments)}")
+        parse_acl(acl)
+        if not segments and acl == "":
+            raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, "the root ACL must keep a value")
+        node.acl = acl
+        self._touch(node)
+
+    def _rename(self, segments: tuple[str, ...], node: Node, new_name: str) -> None:
+        if node.permanent:
+            raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, f"{join_uri(segments)} is permanent")
+        if new_name == "":
+            raise TreeCommandError(Status.BAD_REQUEST, "a node name cannot be empty")
+        new_segments = segments[:-1] + (new_name,)
+        self._check_limits(new_segments)
+        parent = self._require(segments[:-1])
+        if new_name in parent.children:
+            raise TreeCommandError(Status.ALREADY_EXISTS, f"{join_uri(new_segments)} already exists")
+        parent.children = {
+            (new_name if name == node.name else name): child for name, child in parent.children.items()
+        }
+        node.name = new_name
+        self._touch(node)
+        self._touch(parent)
+
+    # ----------------------------------------------------------- server side: Delete
+
+    def delete(self, uri: str, server_id: str) -> int:
+        return self._status_of(lambda: self._delete(uri, server_id))
+
+    def _delete(self, uri: str, server_id: str) -> None:
+        parsed = self._parse_checked(uri)
+        if parsed.query_key is not None:
+            raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, "properties cannot be deleted")
+        node = self._require(parsed.segments)
+        self._check_acl(parsed.segments, DELETE, server_id)
+        self._check_access(node, DELETE, parsed.path)
+        if any(member.permanent for _, member in self._walk(parsed.segments, node)):
+            raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, f"{parsed.path} is or contains a permanent node")
+        self.remove_node(parsed.path)
+
+    # ----------------------------------------------------------- server side: Copy
+
+    def copy(self, source: str, target: str, server_id: str) -> int:
+        return self._status_of(lambda: self._copy(source, target, server_id))
+
+    def _copy(self, source: str, target: str, server_id: str) -> None:
+        source_parsed = self._parse_checked(source)
+        target_parsed = self._parse_checked(target)
+        if source_parsed.query_key is not None or target_parsed.query_key is not None:
+            raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, "properties cannot be copied")
+        source_node = self._require(source_parsed.segments)
+        self._check_acl(source_parsed.segments, GET, server_id)
+        self._check_access(source_node, GET, source_parsed.path)
+        if not target_parsed.segments:
+            raise TreeCommandError(Status.ALREADY_EXISTS, "the root exists")
+        duplicate = self._copy_readable(source_parsed.segments, source_node, server_id)
+        self._insert_dynamic(target_parsed, duplicate, server_id)
+
+    def _copy_readable(self, segments: tuple[str, ...], node: Node, server_id: str) -> Node:
+        duplicate = self._new_dynamic_node(node.format, node.type, copy.copy(node.value))
+        duplicate.title = node.title
+        for name, child in node.children.items():
+            child_segments = segments + (name,)
+            if GET in child.access and self._allowed(child_segments, GET, server_id):
+                self._link(duplicate, name, self._copy_readable(child_segments, child, server_id))
+        return duplicate
+
+    # ----------------------------------------------------------- server side: Exec
+
+    def exec(self, uri: str, data: str | None, correlator: str | None, server_id: str) -> int:
+        try:
+            parsed = self._parse_checked(uri)
+            if parsed.query_key is not None:
+                raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, "properties cannot be executed")
+            node = self._require(parsed.segments)
+            self._check_acl(parsed.segments, EXEC, server_id)
+            self._check_access(node, EXEC, parsed.path)
+        except TreeCommandError as error:
+            return error.status
+        for pattern, handler in self._exec_handlers:
+            if matches_pattern(pattern, parsed.path):
+                return handler(ExecRequest(parsed.path, data, correlator, server_id))
+        return Status.COMMAND_NOT_IMPLEMENTED
+
+    # ----------------------------------------------------------- server side: Atomic
+
+    def atomic(self, commands: Sequence[TreeCommand], server_id: str) -> AtomicResult:
+        """All-or-nothing execution (§6.1/§8).
+
+        On the first failure the tree is restored: members that had succeeded
+        report 216 (or 516 for an Exec, whose handler's effects outside the
+        tree cannot be undone), the failed member keeps its code, the rest
+        report 215 and the Atomic itself 507. Get is not allowed inside an
+        Atomic (405), following the Windows behaviour in the reference.
+        """
+        before = self.snapshot()
+        statuses: list[int] = []
+        for command in commands:
+            status = self._run_in_atomic(command, server_id)
+            statuses.append(status)
+            if status not in (Status.OK, Status.ACCEPTED):
+                break
+        else:
+            return AtomicResult(Status.OK, tuple(statuses))
+        self.restore(before)
+        rolled_back = [
+            Status.ATOMIC_ROLLBACK_FAILED if command.verb == "Exec" else Status.ATOMIC_ROLLBACK_OK
+            for command in commands[: len(statuses) - 1]
+        ]
+        not_executed = [Status.NOT_EXECUTED] * (len(commands) - len(statuses))
+        return AtomicResult(Status.ATOMIC_FAILED, tuple(rolled_back + [statuses[-1]] + not_executed))
+
+    def _run_in_atomic(self, command: TreeCommand, server_id: str) -> int:
+        if command.verb == "Add":
+            return self.add(command.target, command.value, command.format, command.type, server_id)
+        if command.verb == "Replace":
+            return self.replace(command.target, command.value, command.format, command.type, server_id)
+        if command.verb == "Delete":
+            return self.delete(command.target, server_id)
+        if command.verb == "Copy":
+            if command.source is None:
+                return Status.BAD_REQUEST
+            return self.copy(command.source, command.target, server_id)
+        if command.verb == "Exec":
+            data = command.value.decode("utf-8") if isinstance(command.value, bytes) else command.value
+            return self.exec(command.target, data, command.correlator, server_id)
+        if command.verb == "Get":
+            return Status.COMMAND_NOT_ALLOWED
+        return Status.BAD_REQUEST
+
+    # ----------------------------------------------------------- internals
+
+    def _now(self) -> str:
+        return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._clock()))
+
+    def _touch(self, node: Node) -> None:
+        node.tstamp = self._now()
+        node.verno = (node.verno + 1) % VERNO_MODULUS
+
+    @staticmethod
+    def _status_of(operation: Callable[[], None]) -> int:
+        try:
+            operation()
+        except TreeCommandError as error:
+            return error.status
+        return Status.OK
+
+    def _parse_checked(self, uri: str) -> ParsedUri:
+        parsed = parse_uri(uri)
+        self._check_limits(parsed.segments)
+        return parsed
+
+    def _check_limits(self, segments: tuple[str, ...]) -> None:
+        """414 when DevDetail/URI limits are exceeded. Depth counts segments below
+        the root; lengths are measured on the escaped form without the ``./``."""
+        escaped = [quote(name, safe=_URI_SAFE_CHARS) for name in segments]
+        config = self.config
+        if config.max_depth and len(segments) > config.max_depth:
+            raise TreeCommandError(Status.URI_TOO_LONG, f"depth {len(segments)} > {config.max_depth}")
+        if config.max_total_length and len("/".join(escaped)) > config.max_total_length:
+            raise TreeCommandError(Status.URI_TOO_LONG, f"URI longer than {config.max_total_length}")
+        if config.max_segment_length and any(len(name) > config.max_segment_length for name in escaped):
+            raise TreeCommandError(Status.URI_TOO_LONG, f"segment longer than {config.max_segment_length}")
+
+    def _find(self, segments: Sequence[str]) -> Node | None:
+        node = self._root
+        for name in segments:
+            node = node.children.get(name)
+            if node is None:
+                return None
+        return node
+
+    def _require(self, segments: Sequence[str]) -> Node:
+        node = self._find(segments)
+        if node is None:
+            raise TreeCommandError(Status.NOT_FOUND, f"{join_uri(segments)} does not exist")
+        return node
+
+    def _existing_prefix_length(self, segments: Sequence[str]) -> int:
+        node = self._root
+        for depth, name in enumerate(segments):
+            child = node.children.get(name)
+            if child is None:
+                return depth
+            node = child
+        return len(segments)
+
+    def _attach(self, uri: str, node: Node) -> Node:
+        segments = self._parse_checked(uri).segments
+        if not segments:
+            raise TreeCommandError(Status.ALREADY_EXISTS, "the root exists")
+        parent = self._require(segments[:-1])
+        if not parent.is_interior:
+            raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, f"{join_uri(segments[:-1])} is a leaf")
+        if segments[-1] in parent.children:
+            raise TreeCommandError(Status.ALREADY_EXISTS, f"{join_uri(segments)} already exists")
+        self._link(parent, segments[-1], node)
+        return node
+
+    @staticmethod
+    def _link(parent: Node, name: str, node: Node) -> None:
+        node.name = name
+        parent.children[name] = node
+
+    def _walk(self, segments: tuple[str, ...], node: Node) -> Iterator[tuple[str, Node]]:
+        yield join_uri(segments), node
+        for name, child in node.children.items():
+            yield from self._walk(segments + (name,), child)
+
+    def _node_count(self) -> int:
+        return sum(1 for _ in self._walk((), self._root))
+
+    def _effective_acl(self, segments: Sequence[str]) -> str:
+        """ACL of the nearest node (itself or an ancestor) whose ACL has a value."""
+        acl = self._root.acl
+        node = self._root
+        for name in segments:
+            node = node.children[name]
+            if node.acl:
+                acl = node.acl
+        return acl
+
+    def _allowed(self, segments: Sequence[str], command: str, server_id: str) -> bool:
+        server_ids = parse_acl(self._effective_acl(segments)).get(command, frozenset())
+        return "*" in server_ids or server_id in server_ids
+
+    def _check_acl(self, segments: Sequence[str], command: str, server_id: str) -> None:
+        if not self._allowed(segments, command, server_id):
+            raise TreeCommandError(
+                Status.PERMISSION_DENIED, f"{server_id} may not {command} {join_uri(segments)}"
+            )
+
+    @staticmethod
+    def _check_access(node: Node, command: str, uri: str) -> None:
+        if command not in node.access:
+            raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, f"{command} is not allowed on {uri}")
+
+
+def _tnds(tag: str) -> str:
+    return f"{{{TNDS_NAMESPACE}}}{tag}"

@@ -1,0 +1,322 @@
+"""The storage interface the services and the DM server program against.
+
+Kept narrow on purpose: everything here must be implementable on
+PostgreSQL as well as SQLite, so no method exposes SQL or connections.
+
+Conventions:
+
+* ``get_*``/``find_*`` return ``None`` for a missing record; methods that
+  act on a record raise :class:`NotFound`.
+* Every method that writes several rows does so in one transaction: on any
+  error nothing it wrote remains.  :meth:`Store.transaction` groups several
+  calls into one transaction (e.g. record a device result *and* enqueue its
+  push: the transactional outbox).
+* Paged methods return ``(rows, next_cursor)``; ``next_cursor`` is an
+  opaque string, ``None`` on the last page.  Paging is keyset-based, so
+  rows inserted while a caller pages are neither repeated nor cause skips.
+* ``now`` parameters default to the current UTC time; timestamps are
+  timezone-aware ``datetime`` objects.
+* The transaction log is append-only: there is deliberately no method to
+  change or remove a log row.
+"""
+
+from __future__ import annotations
+
+import abc
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+from dmwsi.selector import Clause
+from dmwsi.store.records import (
+    Command,
+    Device,
+    DeviceResult,
+    Group,
+    Job,
+    JobTarget,
+    LogEntry,
+    OutboxPush,
+    ResultItem,
+    Subscriber,
+    Subscription,
+    WorkItem,
+)
+
+
+class StoreError(Exception):
+    """Base class of store errors."""
+
+
+class NotFound(StoreError):
+    """The record acted on does not exist."""
+
+
+class ConflictError(StoreError):
+    """A write violates a constraint (duplicate key, unknown reference...)."""
+
+
+class DuplicateJob(ConflictError):
+    """(principal, client_job_id) is already used; ``job_id`` is the existing job."""
+
+    def __init__(self, principal: str, client_job_id: str, job_id: str):
+        super().__init__(
+            f"principal {principal!r} already has a job with client id {client_job_id!r}"
+        )
+        self.principal = principal
+        self.client_job_id = client_job_id
+        self.job_id = job_id
+
+
+class UnknownDevices(ConflictError):
+    """Devices named in a write are not registered."""
+
+    def __init__(self, device_ids: Sequence[str]):
+        shown = ", ".join(device_ids[:10]) + (" ..." if len(device_ids) > 10 else "")
+        super().__init__(f"{len(device_ids)} unknown device(s): {shown}")
+        self.device_ids = list(device_ids)
+
+
+class AmbiguousMatch(StoreError):
+    """A lookup that must identify one record matched several."""
+
+
+class InvalidCursor(StoreError, ValueError):
+    """A paging cursor was not produced by the same method."""
+
+
+class SchemaError(StoreError):
+    """The database file is not a dmwsi store or is newer than this code."""
+
+
+class Store(abc.ABC):
+    # --- life cycle ---------------------------------------------------------
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def schema_version(self) -> int: ...
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group several store calls into one atomic transaction (nestable)."""
+
+    # --- devices ------------------------------------------------------------
+    @abc.abstractmethod
+    def upsert_device(self, device: Device, *, now: datetime | None = None) -> Device:
+        """Insert or fully replace a device; ``registered_at`` of an existing
+        device is kept. Unknown subscriber_id -> ConflictError."""
+
+    @abc.abstractmethod
+    def update_device(self, device_id: str, *, now: datetime | None = None, **fields: Any) -> Device:
+        """Change some fields (e.g. last_seen, nonces, DevInfo). NotFound, TypeError."""
+
+    @abc.abstractmethod
+    def get_device(self, device_id: str) -> Device | None: ...
+
+    @abc.abstractmethod
+    def find_device(
+        self,
+        *,
+        msisdn: str | None = None,
+        imei: str | None = None,
+        imsi: str | None = None,
+        subscriber_id: str | None = None,
+        alias: str | None = None,
+    ) -> Device | None:
+        """Look up by exactly one key; AmbiguousMatch if several devices match."""
+
+    @abc.abstractmethod
+    def select_devices(self, clauses: Iterable[Clause]) -> list[str]:
+        """Device ids matching every clause, sorted. SelectorError if invalid."""
+
+    # --- subscribers --------------------------------------------------------
+    @abc.abstractmethod
+    def upsert_subscriber(self, subscriber: Subscriber, *, now: datetime | None = None) -> Subscriber: ...
+
+    @abc.abstractmethod
+    def get_subscriber(self, subscriber_id: str) -> Subscriber | None:
+        """The subscriber with ``devices`` filled in."""
+
+    # --- groups -------------------------------------------------------------
+    @abc.abstractmethod
+    def define_group(
+        self,
+        name: str,
+        owner: str,
+        members: Iterable[str] | None = None,
+        selector: Iterable[Clause] | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> int:
+        """Create or redefine a group; return its member count now.
+        Static groups store members (UnknownDevices if any is unregistered);
+        selector groups are resolved each time they are used."""
+
+    @abc.abstractmethod
+    def get_group(self, name: str) -> Group | None: ...
+
+    @abc.abstractmethod
+    def group_members(self, name: str) -> list[str]:
+        """Sorted member device ids. NotFound."""
+
+    @abc.abstractmethod
+    def delete_group(self, name: str) -> bool: ...
+
+    # --- jobs ---------------------------------------------------------------
+    @abc.abstractmethod
+    def create_job(
+        self,
+        job: Job,
+        commands: Iterable[Command] = (),
+        targets: Iterable[str | JobTarget] = (),
+        *,
+        now: datetime | None = None,
+    ) -> Job:
+        """Store a job, its commands and targets atomically; returns the
+        stored job (job_id, timestamps, state filled). DuplicateJob,
+        ConflictError (e.g. a device listed twice)."""
+
+    @abc.abstractmethod
+    def get_job(self, job_id: str) -> Job | None: ...
+
+    @abc.abstractmethod
+    def find_job_by_client_id(self, principal: str, client_job_id: str) -> Job | None: ...
+
+    @abc.abstractmethod
+    def list_jobs(
+        self,
+        principal: str | None = None,
+        state: str | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Job], str | None]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    def job_counts(self, job_id: str) -> dict[str, int]:
+        """Targets per state, every TARGET_STATES key present. NotFound."""
+
+    @abc.abstractmethod
+    def job_commands(self, job_id: str) -> list[Command]: ...
+
+    @abc.abstractmethod
+    def get_target(self, job_id: str, device_id: str) -> JobTarget | None: ...
+
+    @abc.abstractmethod
+    def next_targets_for_device(self, device_id: str, now: datetime | None = None) -> list[WorkItem]:
+        """Pending targets of the device whose job is active, inside its
+        window and not expired; oldest job first. Read-only."""
+
+    @abc.abstractmethod
+    def claim_targets(
+        self, device_id: str, now: datetime | None = None, *, limit: int | None = None
+    ) -> list[WorkItem]:
+        """Like next_targets_for_device but atomically moves them to
+        in_progress (attempts+1, started_at), respecting job concurrency."""
+
+    @abc.abstractmethod
+    def set_target_state(
+        self, job_id: str, device_id: str, state: str, *, now: datetime | None = None, **fields: Any
+    ) -> bool:
+        """Set a target's state and result fields. Returns True when this
+        call completed the job (its last open target became terminal)."""
+
+    @abc.abstractmethod
+    def add_results(self, job_id: str, device_id: str, items: Iterable[ResultItem]) -> int:
+        """Append result items for a target; returns how many. NotFound."""
+
+    @abc.abstractmethod
+    def job_results(
+        self,
+        job_id: str,
+        after: str | None = None,
+        limit: int = 100,
+        *,
+        include_unfinished: bool = False,
+        unacknowledged_by: str | None = None,
+    ) -> tuple[list[DeviceResult], str | None]:
+        """Finished targets (with items), ordered by device_id."""
+
+    @abc.abstractmethod
+    def acknowledge(
+        self,
+        job_id: str,
+        principal: str,
+        upto_cursor: str | None = None,
+        device_ids: Iterable[str] | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> int:
+        """Acknowledge finished results up to a job_results cursor (inclusive)
+        or for the listed devices; returns how many were newly acknowledged."""
+
+    @abc.abstractmethod
+    def cancel_job(self, job_id: str, *, now: datetime | None = None) -> tuple[int, list[str]]:
+        """Cancel pending targets; returns (cancelled_count,
+        device ids already finished). In-progress targets still finish."""
+
+    @abc.abstractmethod
+    def expire_jobs(self, now: datetime | None = None) -> list[str]:
+        """Expire pending targets of active jobs past expires_at/not_after;
+        returns the ids of jobs that became expired."""
+
+    # --- outbox -------------------------------------------------------------
+    @abc.abstractmethod
+    def enqueue_push(
+        self,
+        principal: str,
+        callback_url: str,
+        operation: str,
+        payload: dict[str, Any],
+        *,
+        job_id: str | None = None,
+        delivery_id: str | None = None,
+        now: datetime | None = None,
+    ) -> str: ...
+
+    @abc.abstractmethod
+    def due_pushes(self, now: datetime | None = None, limit: int = 100) -> list[OutboxPush]: ...
+
+    @abc.abstractmethod
+    def get_push(self, delivery_id: str) -> OutboxPush | None: ...
+
+    @abc.abstractmethod
+    def mark_delivered(self, delivery_id: str, *, now: datetime | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def mark_failed(self, delivery_id: str, error: str, next_attempt_at: datetime | None) -> None:
+        """Record a failed attempt; next_attempt_at=None abandons the push."""
+
+    # --- subscriptions ------------------------------------------------------
+    @abc.abstractmethod
+    def add_subscription(self, subscription: Subscription, *, now: datetime | None = None) -> Subscription: ...
+
+    @abc.abstractmethod
+    def remove_subscription(self, subscription_id: str, principal: str | None = None) -> bool: ...
+
+    @abc.abstractmethod
+    def list_subscriptions(
+        self, principal: str | None = None, event_id: str | None = None
+    ) -> list[Subscription]: ...
+
+    @abc.abstractmethod
+    def subscriptions_for_event(self, device_id: str, event_id: str) -> list[Subscription]:
+        """Subscriptions whose event and device selection match."""
+
+    # --- transaction log (append-only) -------------------------------------
+    @abc.abstractmethod
+    def append_log(self, entry: LogEntry) -> int: ...
+
+    @abc.abstractmethod
+    def query_log(
+        self,
+        job_id: str | None = None,
+        device_id: str | None = None,
+        principal: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[LogEntry], str | None]:
+        """Oldest first; since inclusive, until exclusive."""

@@ -1,0 +1,314 @@
+"""SQLite schema as an ordered list of forward migrations.
+
+Rules: a released migration is never edited (tests compare migration 1
+with a frozen copy); a schema change is a new entry at the end.  All
+pending migrations are applied in one ``BEGIN IMMEDIATE`` transaction, so
+two processes opening an old file cannot both migrate it and a failure
+leaves the file at its old version.  Migrations that must rebuild a table
+with foreign keys off cannot run inside that transaction; such a step will
+need the runner extended (PRAGMA foreign_keys is a no-op in a transaction).
+
+Timestamps are fixed-width ISO-8601 UTC text
+(``YYYY-MM-DDTHH:MM:SS.ffffffZ``) so text order is time order.  Columns
+holding device values (``value``) are declared without a type so SQLite
+keeps str and bytes as given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+import sqlite_utils
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[sqlite_utils.Database], None]
+
+
+def _script(sql: str) -> Callable[[sqlite_utils.Database], None]:
+    def apply(db: sqlite_utils.Database) -> None:
+        # sqlite-utils runs the statements one by one inside the open
+        # transaction (sqlite3's executescript would COMMIT it first).
+        db.executescript(sql)
+
+    return apply
+
+
+V1_CORE = """
+CREATE TABLE subscribers (
+    subscriber_id TEXT PRIMARY KEY,
+    msisdn TEXT,
+    name TEXT,
+    plan TEXT,
+    attributes TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(attributes)),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX subscribers_msisdn ON subscribers(msisdn);
+
+CREATE TABLE devices (
+    device_id TEXT PRIMARY KEY,
+    msisdn TEXT,
+    imsi TEXT,
+    imei TEXT,
+    subscriber_id TEXT REFERENCES subscribers(subscriber_id) ON DELETE SET NULL,
+    man TEXT, mod TEXT, fwv TEXT, swv TEXT, hwv TEXT,
+    lang TEXT, dmv TEXT, devtyp TEXT, oem TEXT,
+    notification_url TEXT,
+    auth_scheme TEXT,
+    client_username TEXT,
+    client_password TEXT,
+    server_password TEXT,
+    client_nonce BLOB,
+    server_nonce BLOB,
+    registered_at TEXT NOT NULL,
+    last_seen TEXT
+);
+-- Not UNIQUE: an MSISDN can move to another device (SIM swap) before the
+-- old registration is cleaned up; find_device reports ambiguity instead.
+CREATE INDEX devices_msisdn ON devices(msisdn);
+CREATE INDEX devices_imei ON devices(imei);
+CREATE INDEX devices_imsi ON devices(imsi);
+CREATE INDEX devices_subscriber ON devices(subscriber_id);
+CREATE INDEX devices_man_mod ON devices(man, mod);
+
+CREATE TABLE groups (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    selector TEXT CHECK (selector IS NULL OR json_valid(selector)),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE group_members (
+    group_name TEXT NOT NULL REFERENCES groups(name) ON DELETE CASCADE ON UPDATE CASCADE,
+    device_id TEXT NOT NULL REFERENCES devices(device_id) ON DELETE CASCADE,
+    PRIMARY KEY (group_name, device_id)
+) WITHOUT ROWID;
+CREATE INDEX group_members_device ON group_members(device_id);
+
+CREATE TABLE jobs (
+    job_id TEXT PRIMARY KEY,
+    client_job_id TEXT,
+    principal TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued'
+        CHECK (state IN ('queued', 'running', 'completed', 'cancelled', 'expired')),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    not_before TEXT,
+    not_after TEXT,
+    expires_at TEXT,
+    concurrency INTEGER CHECK (concurrency IS NULL OR concurrency > 0),
+    atomic INTEGER NOT NULL DEFAULT 0 CHECK (atomic IN (0, 1)),
+    delivery_mode TEXT NOT NULL DEFAULT 'pull'
+        CHECK (delivery_mode IN ('pull', 'per-device', 'on-completion')),
+    callback_url TEXT,
+    params TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(params)),
+    UNIQUE (principal, client_job_id)
+);
+CREATE INDEX jobs_created ON jobs(created_at, job_id);
+CREATE INDEX jobs_principal_created ON jobs(principal, created_at, job_id);
+CREATE INDEX jobs_state_created ON jobs(state, created_at, job_id);
+
+CREATE TABLE job_commands (
+    job_id TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    uri TEXT,
+    value,
+    format TEXT,
+    type TEXT,
+    source_uri TEXT,
+    correlator TEXT,
+    PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID;
+
+-- device_id deliberately has no foreign key: a target can record that a
+-- requested device is unknown (state 'refused'), and rows must survive
+-- removal of the device so results stay retrievable.
+CREATE TABLE job_targets (
+    job_id TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE,
+    device_id TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'in_progress', 'succeeded', 'failed',
+                         'refused', 'cancelled', 'expired')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    refused_reason TEXT,
+    started_at TEXT,
+    finished_at TEXT,
+    status_code INTEGER,
+    error_code TEXT,
+    message TEXT,
+    params TEXT CHECK (params IS NULL OR json_valid(params)),
+    PRIMARY KEY (job_id, device_id)
+) WITHOUT ROWID;
+-- Partial: only open work is looked up by device, and it stays small as
+-- jobs finish.
+CREATE INDEX job_targets_pending ON job_targets(device_id, job_id) WHERE state = 'pending';
+CREATE INDEX job_targets_state ON job_targets(job_id, state);
+
+CREATE TABLE results (
+    job_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    command_seq INTEGER,
+    uri TEXT,
+    value,
+    format TEXT,
+    type TEXT,
+    status_code INTEGER,
+    PRIMARY KEY (job_id, device_id, seq),
+    FOREIGN KEY (job_id, device_id) REFERENCES job_targets(job_id, device_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+-- No foreign keys: the log must outlive purged jobs and devices.
+CREATE TABLE transaction_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time TEXT NOT NULL,
+    principal TEXT,
+    operation TEXT NOT NULL,
+    job_id TEXT,
+    device_id TEXT,
+    subscriber_id TEXT,
+    summary TEXT,
+    success INTEGER NOT NULL CHECK (success IN (0, 1)),
+    device_count INTEGER,
+    error_code TEXT
+);
+CREATE INDEX transaction_log_job ON transaction_log(job_id, id);
+CREATE INDEX transaction_log_device ON transaction_log(device_id, id);
+CREATE INDEX transaction_log_principal ON transaction_log(principal, id);
+CREATE INDEX transaction_log_time ON transaction_log(time);
+-- Append-only is enforced by the database too, not only by the API.
+CREATE TRIGGER transaction_log_no_update BEFORE UPDATE ON transaction_log
+BEGIN
+    SELECT RAISE(ABORT, 'transaction_log is append-only');
+END;
+CREATE TRIGGER transaction_log_no_delete BEFORE DELETE ON transaction_log
+BEGIN
+    SELECT RAISE(ABORT, 'transaction_log is append-only');
+END;
+"""
+
+V2_DELIVERY = """
+CREATE TABLE acknowledgements (
+    job_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    acknowledged_at TEXT NOT NULL,
+    PRIMARY KEY (job_id, device_id, principal),
+    FOREIGN KEY (job_id, device_id) REFERENCES job_targets(job_id, device_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+CREATE TABLE outbox (
+    delivery_id TEXT PRIMARY KEY,
+    job_id TEXT REFERENCES jobs(job_id) ON DELETE CASCADE,
+    principal TEXT NOT NULL,
+    callback_url TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    payload TEXT NOT NULL CHECK (json_valid(payload)),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    next_attempt_at TEXT,
+    delivered_at TEXT,
+    last_error TEXT
+);
+CREATE INDEX outbox_due ON outbox(next_attempt_at)
+    WHERE delivered_at IS NULL AND next_attempt_at IS NOT NULL;
+CREATE INDEX outbox_job ON outbox(job_id);
+
+-- group_name has no ON DELETE action: deleting a group that a
+-- subscription uses is refused rather than silently dropping it.
+CREATE TABLE subscriptions (
+    subscription_id TEXT PRIMARY KEY,
+    principal TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    include_data INTEGER NOT NULL DEFAULT 0 CHECK (include_data IN (0, 1)),
+    callback_url TEXT NOT NULL,
+    device_ids TEXT CHECK (device_ids IS NULL OR json_valid(device_ids)),
+    group_name TEXT REFERENCES groups(name) ON UPDATE CASCADE,
+    selector TEXT CHECK (selector IS NULL OR json_valid(selector)),
+    created_at TEXT NOT NULL,
+    CHECK ((device_ids IS NOT NULL) + (group_name IS NOT NULL) + (selector IS NOT NULL) <= 1)
+);
+CREATE INDEX subscriptions_event ON subscriptions(event_id);
+CREATE INDEX subscriptions_principal ON subscriptions(principal);
+"""
+
+V3_ALIAS_CARE_BILLING = """
+ALTER TABLE devices ADD COLUMN alias TEXT;
+CREATE UNIQUE INDEX devices_alias ON devices(alias);
+ALTER TABLE jobs ADD COLUMN customer_care INTEGER NOT NULL DEFAULT 0
+    CHECK (customer_care IN (0, 1));
+ALTER TABLE transaction_log ADD COLUMN customer_care INTEGER NOT NULL DEFAULT 0
+    CHECK (customer_care IN (0, 1));
+ALTER TABLE transaction_log ADD COLUMN billing_account TEXT;
+ALTER TABLE transaction_log ADD COLUMN billing_units INTEGER;
+"""
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "core: devices, subscribers, groups, jobs, results, transaction log", _script(V1_CORE)),
+    Migration(2, "result delivery: acknowledgements, outbox, event subscriptions", _script(V2_DELIVERY)),
+    Migration(3, "device alias (OES6), customer-care flag, billing fields", _script(V3_ALIAS_CARE_BILLING)),
+]
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def _now_text() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def current_version(db: sqlite_utils.Database) -> int:
+    if not db["schema_version"].exists():
+        return 0
+    return db.conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database, target: int | None = None) -> int:
+    """Bring the database to ``target`` (default: latest); return the version.
+
+    ``target`` exists so tests can build files of an older version.
+    """
+    from dmwsi.store.base import SchemaError  # avoid an import cycle
+
+    target = LATEST_VERSION if target is None else target
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if not db["schema_version"].exists():
+            if db.table_names():
+                raise SchemaError("database has tables but no schema_version: not a dmwsi store")
+            conn.execute(
+                "CREATE TABLE schema_version ("
+                " version INTEGER PRIMARY KEY,"
+                " description TEXT NOT NULL,"
+                " applied_at TEXT NOT NULL)"
+            )
+        version = current_version(db)
+        if version > LATEST_VERSION:
+            raise SchemaError(
+                f"database schema version {version} is newer than this code ({LATEST_VERSION})"
+            )
+        for m in MIGRATIONS:
+            if version < m.version <= target:
+                m.apply(db)
+                conn.execute(
+                    "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+                    (m.version, m.description, _now_text()),
+                )
+                version = m.version
+        problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if problems:
+            raise SchemaError(f"foreign key violations after migration: {problems[:5]}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return version

@@ -1,0 +1,71 @@
+"""Helpers shared by the operation handlers: device references, paging,
+translating store errors into faults, records into contract dicts."""
+from contextlib import contextmanager
+
+from dmwsi.selector import SelectorError, validate_clauses
+from dmwsi.store.base import AmbiguousMatch, InvalidCursor, UnknownDevices
+from dmwsi.wsi.faults import DmwsiFault
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+# Contract SelectorOperator names -> selector operators.
+SELECTOR_OPERATORS = {"eq": "=", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "like": "like"}
+
+
+def page_size(request):
+    size = request.get("pageSize", DEFAULT_PAGE_SIZE)
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise DmwsiFault("InvalidArgument", f"pageSize must be between 1 and {MAX_PAGE_SIZE}, got {size}",
+                         element="pageSize")
+    return size
+
+
+@contextmanager
+def store_errors():
+    """Store exceptions that mean 'the caller asked for something wrong'."""
+    try:
+        yield
+    except InvalidCursor:
+        raise DmwsiFault("InvalidArgument", "the paging cursor is not valid for this request", element="after")
+    except UnknownDevices as e:
+        raise DmwsiFault("UnknownDevice", str(e))
+    except SelectorError as e:
+        raise DmwsiFault("InvalidArgument", f"selector: {e}", element="selector")
+
+
+def resolve_device(store, ref, element="device"):
+    """A DeviceRef (deviceId | subscriberId | msisdn | alias) -> the Device."""
+    given = {k: v for k, v in (ref or {}).items() if v}
+    if len(given) != 1:
+        raise DmwsiFault("InvalidArgument",
+                         "give exactly one of deviceId, subscriberId, msisdn, alias", element=element)
+    (kind, value), = given.items()
+    try:
+        if kind == "deviceId":
+            device = store.get_device(value)
+        else:
+            key = {"subscriberId": "subscriber_id", "msisdn": "msisdn", "alias": "alias"}[kind]
+            device = store.find_device(**{key: value})
+    except AmbiguousMatch:
+        raise DmwsiFault("InvalidArgument", f"{kind} {value!r} matches several devices; use deviceId",
+                         element=element)
+    if device is None:
+        raise DmwsiFault("UnknownDevice", f"no registered device with {kind} {value!r}", element=element)
+    return device
+
+
+def selector_clauses(selector, element="selector"):
+    """A contract Selector -> validated selector clauses."""
+    try:
+        return validate_clauses(
+            (c["field"], SELECTOR_OPERATORS[c["operator"]], c["value"]) for c in selector.get("clauses", []))
+    except SelectorError as e:
+        raise DmwsiFault("InvalidArgument", f"selector: {e}", element=element)
+
+
+def job_or_fault(store, job_id):
+    job = store.get_job(job_id)
+    if job is None:
+        raise DmwsiFault("UnknownJob", f"no job {job_id!r}", element="jobId")
+    return job

@@ -1,0 +1,103 @@
+"""Jobs: status, results, listing, cancelling (OES10, EI10, CC4)."""
+from datetime import datetime, timezone
+
+from dmwsi.store import records
+from dmwsi.wsi.faults import DmwsiFault
+from dmwsi.wsi.handlers.common import job_or_fault, page_size, store_errors
+
+JOB_SCHEDULED = "scheduled"    # a pending job whose window has not opened: derived, not stored
+
+
+def job_state(job, now=None):
+    now = now or datetime.now(timezone.utc)
+    if job.state == records.JOB_QUEUED and job.not_before and job.not_before > now:
+        return JOB_SCHEDULED
+    return job.state
+
+
+def job_info(store, job):
+    counts = store.job_counts(job.job_id)
+    info = {
+        "jobId": job.job_id, "state": job_state(job), "operation": job.operation,
+        "principal": job.principal, "createdAt": job.created_at, "updatedAt": job.updated_at,
+        "counts": {"total": sum(counts.values()), **counts},
+    }
+    if job.state in records.JOB_TERMINAL_STATES:
+        info["completedAt"] = job.updated_at
+    if job.not_before or job.not_after:
+        info["schedule"] = {k: v for k, v in (("notBefore", job.not_before), ("notAfter", job.not_after)) if v}
+    info["delivery"] = {"mode": job.delivery_mode, **({"callbackUrl": job.callback_url} if job.callback_url else {})}
+    return info
+
+
+def device_result(result):
+    """A store DeviceResult -> contract DeviceResult."""
+    out = {
+        "jobId": result.job_id, "deviceId": result.device_id, "state": result.state,
+        "statusCode": result.status_code, "errorCode": result.error_code,
+        "message": result.message or result.refused_reason, "completedAt": result.finished_at,
+        "items": [{"uri": i.uri, "value": _text(i.value), "format": i.format, "type": i.type}
+                  for i in result.items if i.uri is not None],
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _text(value):
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def get_job_status(call, request):
+    store = call.services.store
+    return {"job": job_info(store, job_or_fault(store, request["jobId"]))}
+
+
+def get_job_results(call, request):
+    store = call.services.store
+    job = job_or_fault(store, request["jobId"])
+    states = set(request.get("states", []))
+    with store_errors():
+        rows, cursor = store.job_results(
+            job.job_id, after=request.get("after"), limit=page_size(request),
+            include_unfinished=bool(states & set(records.TARGET_OPEN_STATES)),
+            unacknowledged_by=call.principal if request.get("unacknowledgedOnly") else None)
+    if states:
+        rows = [r for r in rows if r.state in states]
+    return {"jobId": job.job_id, "state": job_state(job), "results": [device_result(r) for r in rows],
+            "nextCursor": cursor}
+
+
+def cancel_job(call, request):
+    store = call.services.store
+    job = job_or_fault(store, request["jobId"])
+    if job.state in records.JOB_TERMINAL_STATES:
+        raise DmwsiFault("JobNotCancellable", f"job {job.job_id} is already {job.state}", element="jobId")
+    cancelled, _finished = store.cancel_job(job.job_id)
+    job = store.get_job(job.job_id)
+    return {"jobId": job.job_id, "state": job_state(job), "cancelled": cancelled}
+
+
+def list_jobs(call, request):
+    store = call.services.store
+    states = request.get("states") or [None]
+    if len(states) > 1:
+        raise DmwsiFault("InvalidArgument", "filter on at most one state per request", element="states")
+    state = states[0]
+    stored_state = records.JOB_QUEUED if state == JOB_SCHEDULED else state
+    with store_errors():
+        jobs, cursor = store.list_jobs(state=stored_state, after=request.get("after"),
+                                       limit=page_size(request))
+    operation = request.get("operation")
+    after, before = request.get("createdAfter"), request.get("createdBefore")
+    jobs = [j for j in jobs
+            if (not operation or j.operation == operation)
+            and (not after or j.created_at >= after) and (not before or j.created_at < before)
+            and (state != JOB_SCHEDULED or job_state(j) == JOB_SCHEDULED)]
+    return {"jobs": [job_info(store, j) for j in jobs], "nextCursor": cursor}
+
+
+HANDLERS = {
+    "GetJobStatus": get_job_status,
+    "GetJobResults": get_job_results,
+    "CancelJob": cancel_job,
+    "ListJobs": list_jobs,
+}

@@ -1,0 +1,31 @@
+"""The transaction log (EI1-4, MDM4, ES13)."""
+from dmwsi.wsi.handlers.common import page_size, store_errors
+
+
+def log_entry(entry):
+    out = {
+        "entryId": str(entry.id), "time": entry.time, "principal": entry.principal or "",
+        "operation": entry.operation, "jobId": entry.job_id, "deviceId": entry.device_id,
+        "subscriberId": entry.subscriber_id, "summary": entry.summary or "", "success": entry.success,
+        "errorCode": entry.error_code, "deviceCount": entry.device_count,
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def get_transaction_log(call, request):
+    store = call.services.store
+    with store_errors():
+        rows, cursor = store.query_log(
+            job_id=request.get("jobId"), device_id=request.get("deviceId"),
+            principal=request.get("principal"), since=request.get("fromTime"),
+            until=request.get("toTime"), after=request.get("after"), limit=page_size(request))
+    wanted_op, wanted_success = request.get("operation"), request.get("success")
+    sub = request.get("subscriberId")
+    rows = [r for r in rows
+            if (wanted_op is None or r.operation == wanted_op)
+            and (wanted_success is None or r.success == wanted_success)
+            and (sub is None or r.subscriber_id == sub)]
+    return {"entries": [log_entry(r) for r in rows], "nextCursor": cursor}
+
+
+HANDLERS = {"GetTransactionLog": get_transaction_log}
