@@ -13,6 +13,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,15 +45,16 @@ def bench_bare(path: Path, device_ids: list[str]) -> float:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = NORMAL")
+    job_id = uuid.uuid4().hex  # same key width as the store's job ids
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     start = time.perf_counter()
     conn.execute("BEGIN IMMEDIATE")
     conn.execute(
-        "INSERT INTO jobs (job_id, principal, operation, created_at, updated_at) VALUES ('j', 'bench', 'x', ?, ?)",
-        (now, now),
+        "INSERT INTO jobs (job_id, principal, operation, created_at, updated_at) VALUES (?, 'bench', 'x', ?, ?)",
+        (job_id, now, now),
     )
     conn.executemany(
-        "INSERT INTO job_targets (job_id, device_id) VALUES ('j', ?)", ((d,) for d in device_ids)
+        "INSERT INTO job_targets (job_id, device_id) VALUES (?, ?)", ((job_id, d) for d in device_ids)
     )
     conn.execute("COMMIT")
     elapsed = time.perf_counter() - start

@@ -22,9 +22,18 @@ def running_reactor():
     yield reactor
 
 
-def make_config(tmp_path, **sections):
+@pytest.fixture(scope="session")
+def tls_pair(tmp_path_factory):
+    """One development key/certificate for every test server (RSA keygen is slow)."""
+    from dmwsi.tls import generate_dev_pair
+    return generate_dev_pair(tmp_path_factory.mktemp("tls"))
+
+
+def make_config(tmp_path, tls_pair, **sections):
+    key, cert = tls_pair
     overrides = {"server": {"host": "127.0.0.1", "http_port": 0, "https_port": 0,
-                            "data_dir": str(tmp_path / "data"), "soap_threads": 4}}
+                            "data_dir": str(tmp_path / "data"), "soap_threads": 4},
+                 "tls": {"key_file": str(key), "cert_file": str(cert)}}
     for section, values in sections.items():
         overrides.setdefault(section, {}).update(values)
     return load_config(overrides=overrides, environ={})
@@ -42,30 +51,48 @@ class RunningServer:
         return self.server.url(scheme, path)
 
 
-@pytest.fixture
-def start_server(running_reactor, tmp_path):
-    """Factory: start_server(**config sections) -> RunningServer (stopped at teardown)."""
-    servers = []
+class ServerFactory:
+    def __init__(self, reactor, base_dir, tls_pair):
+        self.reactor, self.base_dir, self.tls_pair = reactor, base_dir, tls_pair
+        self.servers = []
 
-    def start(**sections):
-        config = make_config(tmp_path / f"s{len(servers)}", **sections)
-        srv = Server(config, reactor=running_reactor)
-        blockingCallFromThread(running_reactor, srv.start)
-        servers.append(srv)
+    def __call__(self, **sections):
+        """Start a server with these config sections -> RunningServer."""
+        config = make_config(self.base_dir / f"s{len(self.servers)}", self.tls_pair, **sections)
+        srv = Server(config, reactor=self.reactor)
+        blockingCallFromThread(self.reactor, srv.start)
+        self.servers.append(srv)
         return RunningServer(srv)
 
-    yield start
-    for srv in servers:
-        blockingCallFromThread(running_reactor, srv.stop)
+    def stop_all(self):
+        for srv in self.servers:
+            blockingCallFromThread(self.reactor, srv.stop)
+
+
+@pytest.fixture
+def start_server(running_reactor, tmp_path, tls_pair):
+    """Factory for servers of one test (own data directory; stopped at teardown)."""
+    factory = ServerFactory(running_reactor, tmp_path, tls_pair)
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture(scope="session")
+def shared_server(running_reactor, tmp_path_factory, tls_pair):
+    """One server for tests that only read or that write rows no other test looks at."""
+    factory = ServerFactory(running_reactor, tmp_path_factory.mktemp("shared"), tls_pair)
+    yield factory()
+    factory.stop_all()
 
 
 @pytest.fixture
 def dmwsi_server(start_server):
+    """A server of this test alone."""
     return start_server()
 
 
-@pytest.fixture
-def soap(dmwsi_server):
-    """A zeep client built from the running server's served WSDL."""
+@pytest.fixture(scope="session")
+def soap(shared_server):
+    """A zeep client built from the shared server's served WSDL."""
     from dmwsi.client import soap_client
-    return soap_client(dmwsi_server.soap_url)
+    return soap_client(shared_server.soap_url)

@@ -24,7 +24,6 @@ from dmwsi.sim.tree import (
     DYNAMIC_INTERIOR_ACCESS,
     EXECUTABLE,
     GROWABLE,
-    READ_ONLY,
     READ_REPLACE,
     REPLACE_ONLY,
     DMTree,

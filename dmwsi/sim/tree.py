@@ -47,7 +47,6 @@ class Status(IntEnum):
     ALREADY_EXISTS = 418
     DEVICE_FULL = 420
     PERMISSION_DENIED = 425
-    COMMAND_FAILED = 500
     COMMAND_NOT_IMPLEMENTED = 501
     ATOMIC_FAILED = 507
     ATOMIC_ROLLBACK_FAILED = 516
@@ -152,7 +151,7 @@ def parse_uri(uri: str) -> ParsedUri:
             raise TreeCommandError(Status.BAD_REQUEST, f"malformed query in {uri!r}")
     if path.startswith("/"):
         raise TreeCommandError(Status.BAD_REQUEST, f"URI must not start with '/': {uri!r}")
-    if path.endswith("/") and path not in ("", "/"):
+    if path.endswith("/"):
         path = path[:-1]
     if path in ("", "."):
         escaped: list[str] = []
@@ -528,7 +527,7 @@ class DMTree:
             raise TreeCommandError(Status.OPTIONAL_FEATURE_NOT_SUPPORTED, f"unsupported TNDS fields {unknown}")
         if signs == {"+"}:
             return tuple(name for name in TNDS_FIELDS if name in names)
-        return tuple(name for name in TNDS_FIELDS if name not in names)
+        return tuple(name for name in self.config.tnds_default_fields if name not in names)
 
     def _readable_subtree(
         self, segments: tuple[str, ...], node: Node, server_id: str
@@ -643,15 +642,15 @@ class DMTree:
         added_count = len(missing_parents) + sum(1 for _ in self._walk((), new_node))
         if self.config.max_nodes and self._node_count() + added_count > self.config.max_nodes:
             raise TreeCommandError(Status.DEVICE_FULL, "the tree is full")
-        has_replace_on_anchor = self._allowed(anchor_segments, REPLACE, server_id)
         parent = anchor
         for name in missing_parents:
             created = self._new_dynamic_node(INTERIOR_FORMAT, "", None)
             self._link(parent, name, created)
             parent = created
-        if new_node.is_interior and not has_replace_on_anchor:
-            new_node.acl = self._creator_acl(anchor_segments, server_id)
         self._link(parent, parsed.segments[-1], new_node)
+        topmost_new = anchor.children[missing_parents[0] if missing_parents else parsed.segments[-1]]
+        if topmost_new.is_interior and not self._allowed(anchor_segments, REPLACE, server_id):
+            topmost_new.acl = self._creator_acl(anchor_segments, server_id)
         self._touch(anchor)
         for pattern, hook in self._add_hooks:
             if matches_pattern(pattern, parsed.path):
@@ -787,7 +786,7 @@ class DMTree:
         self._insert_dynamic(target_parsed, duplicate, server_id)
 
     def _copy_readable(self, segments: tuple[str, ...], node: Node, server_id: str) -> Node:
-        duplicate = self._new_dynamic_node(node.format, node.type, copy.copy(node.value))
+        duplicate = self._new_dynamic_node(node.format, node.type, node.value)
         duplicate.title = node.title
         for name, child in node.children.items():
             child_segments = segments + (name,)

@@ -285,11 +285,11 @@ class SQLiteStore(Store):
     # --- connections and transactions -------------------------------------------
 
     def _db(self) -> sqlite_utils.Database:
+        if self._closed:
+            raise StoreError("store is closed")
         db = getattr(self._local, "db", None)
         if db is not None:
             return db
-        if self._closed:
-            raise StoreError("store is closed")
         conn = sqlite3.connect(
             self.path,
             timeout=self._busy_timeout_ms / 1000,
@@ -664,14 +664,20 @@ class SQLiteStore(Store):
                     for n, c in enumerate(commands, 1)
                 ),
             )
+            targets = list(targets)
             current: list[str | None] = [None]  # the row being inserted, for errors
 
-            def rows() -> Iterator[tuple]:
+            def plain() -> Iterator[tuple]:
                 job_id = job.job_id
                 for t in targets:
                     if isinstance(t, str):
                         current[0] = t
-                        yield (job_id, t, TARGET_PENDING, 0, None, None, None, None, None, None, None)
+                        yield (job_id, t)
+
+            def detailed() -> Iterator[tuple]:
+                job_id = job.job_id
+                for t in targets:
+                    if isinstance(t, str):
                         continue
                     current[0] = t.device_id
                     if t.state != TARGET_PENDING and t.state not in TARGET_TERMINAL_STATES:
@@ -683,11 +689,13 @@ class SQLiteStore(Store):
                     )
 
             try:
-                # One prepared statement fed by a generator: no per-row
-                # Python->SQLite round trips and no list of 100k tuples.
+                # One prepared statement per shape, fed by a generator: no
+                # per-row round trips.  Bare device ids (the bulk case) bind
+                # two parameters and let column defaults fill the rest.
+                conn.executemany("INSERT INTO job_targets (job_id, device_id) VALUES (?, ?)", plain())
                 conn.executemany(
                     f"INSERT INTO job_targets ({_cols(_TARGET_COLS)}) VALUES ({', '.join('?' * len(_TARGET_COLS))})",
-                    rows(),
+                    detailed(),
                 )
             except sqlite3.IntegrityError as exc:
                 raise ConflictError(f"target {current[0]!r}: {exc}") from exc

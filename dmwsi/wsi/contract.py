@@ -12,6 +12,7 @@ from pathlib import Path
 from lxml import etree
 from spyne import ComplexModel
 from spyne.model.binary import ByteArray
+from spyne.model.enum import Enum
 from spyne.model.primitive import Boolean, DateTime, Int, Long, Unicode
 
 from dmwsi.config import PROJECT_ROOT
@@ -70,6 +71,11 @@ class Contract:
     enums: dict = field(default_factory=dict)           # QName -> [value]
     elements: dict = field(default_factory=dict)        # QName -> type QName
     documentation: dict = field(default_factory=dict)   # QName -> text
+
+    def standalone_elements(self):
+        """Top-level elements no operation message uses (such as FaultDetail)."""
+        used = {q for op in self.operations.values() for q in (op.input, op.output)}
+        return [q for q in self.elements if q not in used]
 
     def fields_of(self, element_qname):
         return self.complex_types[self.elements[element_qname]]
@@ -196,7 +202,9 @@ class ModelFactory:
                 raise ContractError(f"unsupported built-in type xs:{name}")
             model = BUILTINS[name]
         elif qname in self.contract.enums:
-            model = Unicode(values=self.contract.enums[qname], type_name=name).customize(__namespace__=ns)
+            # spyne's Enum (unlike Unicode(values=...)) stays one named simpleType when customized.
+            model = Enum(*self.contract.enums[qname], type_name=name)
+            model.__namespace__ = ns
         elif qname in self.contract.complex_types:
             model = ComplexModel.produce(namespace=ns, type_name=name, members={})
             self._models[qname] = model  # registered before members: types may refer to themselves

@@ -118,9 +118,9 @@ def _dispatcher(operation, field_names, output_models, handler_of):
     return dispatch
 
 
-def build_service(contract, handler_of):
+def build_service(contract, handler_of, models=None):
     """A spyne ServiceBase subclass with one method per contract operation."""
-    models = ModelFactory(contract)
+    models = models or ModelFactory(contract)
     methods = {}
     for op in contract.operations.values():
         inputs = models.members(op.input)
@@ -164,9 +164,12 @@ def build_soap_app(services, handlers, max_request_bytes, contract=None):
     ``handlers`` maps operation name -> ``handler(call, request) -> dict``.
     """
     contract = contract or load_contract()
-    service = build_service(contract, handlers.get)
+    models = ModelFactory(contract)
+    service = build_service(contract, handlers.get, models)
     app = Application([service], tns=contract.target_namespace, name=contract.name,
                       in_protocol=Soap11(validator="lxml"), out_protocol=Soap11())
+    for qname in contract.standalone_elements():   # e.g. FaultDetail: no message uses it
+        app.interface.add_class(models.model(contract.elements[qname]))
     app.dmwsi_services = services
     services.handlers = {name: h for name, h in handlers.items() if name in contract.operations}
     return SoapApplication(app, max_content_length=max_request_bytes)

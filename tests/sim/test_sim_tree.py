@@ -108,23 +108,29 @@ def test_escaped_node_names_round_trip(tree):
 
 
 def test_depth_limit_gives_414(clock):
-    tree = build_tree(clock, max_depth=2)
-    assert tree.get("./App/Name", SERVER)[0] == 200
-    assert tree.get("./App/Fixed/Serial", SERVER)[0] == 414
-    assert tree.add("./App/Fixed/New", "x", "chr", None, SERVER) == 414
+    tree = build_tree(clock, max_depth=3)
+    assert tree.get("./App/Fixed/Serial", SERVER)[0] == 200
+    assert tree.add("./App/G", None, "node", None, SERVER) == 200
+    assert tree.add("./App/G/H", None, "node", None, SERVER) == 200
+    assert tree.add("./App/G/H/I", "x", "chr", None, SERVER) == 414
+    assert tree.get("./App/G/H/I", SERVER)[0] == 414
 
 
 def test_total_length_limit_gives_414(clock):
-    tree = build_tree(clock, max_total_length=len("App/Name"))
-    assert tree.get("./App/Name", SERVER)[0] == 200
-    assert tree.get("./App/Count", SERVER)[0] == 414
+    tree = DMTree(TreeConfig(max_total_length=len("Abc/De%2F")), clock=clock, root_acl="Add=*&Get=*")
+    assert tree.add("./Abc", None, "node", None, SERVER) == 200
+    assert tree.add("./Abc/De%2F", "x", "chr", None, SERVER) == 200
+    assert tree.add("./Abc/De%2FX", "x", "chr", None, SERVER) == 414
+    assert tree.get("./Abc/De%2FX", SERVER)[0] == 414
 
 
 def test_segment_length_limit_gives_414(clock):
-    tree = build_tree(clock, max_segment_length=5)
-    assert tree.get("./App/Count", SERVER)[0] == 200
-    assert tree.add("./App/TooLongName", "x", "chr", None, SERVER) == 414
-    assert tree.replace("./App/Name?prop=Name", "Longer", None, None, SERVER) == 414
+    tree = DMTree(TreeConfig(max_segment_length=5), clock=clock, root_acl="Add=*&Get=*&Replace=*")
+    assert tree.add("./Short", "x", "chr", None, SERVER) == 200
+    assert tree.add("./TooLong", "x", "chr", None, SERVER) == 414
+    assert tree.add("./Sh", "x", "chr", None, SERVER) == 200
+    assert tree.replace("./Sh?prop=Name", "Longer", None, None, SERVER) == 414
+    assert tree.exists("./Sh")
 
 
 def test_exists_and_walk(tree):
@@ -357,6 +363,10 @@ def test_add_missing_parents_when_configured(clock):
     assert value_of(tree, "./App/X/Y?prop=Format") == "node"
     assert value_of(tree, "./App/X/Y/Leaf") == "v"
     assert tree.add("./App/Fixed/A/B", "v", "chr", None, SERVER) == 405
+    # A server without Replace on the existing ancestor owns the created parents.
+    assert tree.add("./Top/Leaf", "v", "chr", None, OTHER) == 200
+    assert parse_acl(tree.node("./Top").acl)["Delete"] == {OTHER}
+    assert tree.node("./Top/Leaf").acl == ""
 
 
 def test_add_interior_without_replace_on_parent_grants_creator_rights(tree):
@@ -496,7 +506,8 @@ def test_delete_dynamic_subtree(tree, clock):
 def test_delete_status_codes(tree):
     assert tree.delete("./App/Missing", SERVER) == 404
     assert tree.delete("./App/Name", SERVER) == 405  # permanent
-    assert tree.delete(".", SERVER) == 405
+    assert tree.delete(".", SERVER) == 425
+    assert DMTree(root_acl="Add=*&Get=*&Delete=*").delete(".", SERVER) == 405
     assert tree.add("./App/Dyn", "v", None, None, SERVER) == 200
     assert tree.delete("./App/Dyn", OTHER) == 425
     assert tree.delete("./App/Dyn?prop=Title", SERVER) == 405
