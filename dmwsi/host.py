@@ -13,25 +13,16 @@ from twisted.web import resource, server, static
 from twisted.web.wsgi import WSGIResource
 
 from dmwsi import tls
+from dmwsi.dm.notify import make_notifier
+from dmwsi.dm.server import DMResource, DMServer
+from dmwsi.dm.session import SessionPolicy
+from dmwsi.jobs.backend import StoreBackend
+from dmwsi.jobs.wakeup import WakeUp
 from dmwsi.services import Services
 from dmwsi.wsi.handlers import HANDLERS
 from dmwsi.wsi.service import build_soap_app
 
 log = logging.getLogger(__name__)
-
-
-class Placeholder(resource.Resource):
-    """An endpoint that exists in the URL space but is not built yet."""
-    isLeaf = True
-
-    def __init__(self, what):
-        super().__init__()
-        self.what = what
-
-    def render(self, request):
-        request.setResponseCode(501)
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return f"{self.what} is not available in this release.\n".encode()
 
 
 class Server:
@@ -49,13 +40,26 @@ class Server:
         self.services = Services.open(self.config, self.reactor)
         self.threadpool = ThreadPool(minthreads=1, maxthreads=cfg["soap_threads"], name="soap")
         soap_app = build_soap_app(self.services, HANDLERS, cfg["max_request_bytes"])
+        self.dm_resource = DMResource(self._build_dm(), self.reactor)
         root = resource.Resource()
         root.putChild(cfg["soap_path"].encode(), WSGIResource(self.reactor, self.threadpool, soap_app))
-        root.putChild(cfg["dm_path"].encode(), Placeholder("The OMA DM endpoint"))
+        root.putChild(cfg["dm_path"].encode(), self.dm_resource)
         download_dir = self.config.data_dir / "download"
         download_dir.mkdir(parents=True, exist_ok=True)
         root.putChild(cfg["download_path"].encode(), static.File(str(download_dir)))
         return server.Site(root)
+
+    def _build_dm(self):
+        dm = self.config["dm"]
+        policy = SessionPolicy(
+            server_uri=dm["public_url"], accepted_schemes=tuple(dm["accepted_auth"]),
+            server_max_msg_size=dm["max_msg_size"], send_server_cred=dm["send_server_cred"])
+        backend = StoreBackend(self.services.store, self.config)
+        dm_server = DMServer(backend, policy, session_timeout=dm["session_timeout"])
+        self.notifier = make_notifier(dm["notifier"], self.reactor)
+        self.services.dm_server = dm_server
+        self.services.wakeup = WakeUp(self.services.store, dm_server, self.notifier, self.config, self.reactor)
+        return dm_server
 
     def start(self):
         """Open the store, bind the ports; returns {'http': port, 'https': port}."""
@@ -73,6 +77,11 @@ class Server:
             self.ports["https"] = port
         for name, port in self.ports.items():
             log.info("%s listening on %s:%d", name, cfg["host"], port.getHost().port)
+        if not self.services.dm_server.policy.server_uri:
+            # Development default: the DM endpoint on the first listener.
+            self.services.dm_server.policy.server_uri = self.url(next(iter(self.ports)), "dm")
+        self.dm_resource.start()
+        self.services.wakeup.start()
         return {name: port.getHost().port for name, port in self.ports.items()}
 
     def url(self, scheme="http", path="soap"):
@@ -84,6 +93,11 @@ class Server:
         from twisted.internet import defer
         stops = [defer.maybeDeferred(port.stopListening) for port in self.ports.values()]
         self.ports = {}
+        if self.services is not None:
+            self.services.wakeup.stop()
+            self.dm_resource.stop()
+            if hasattr(self.notifier, "close"):
+                stops.append(self.notifier.close())
 
         def finish(_):
             if self.threadpool is not None:

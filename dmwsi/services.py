@@ -19,6 +19,13 @@ class Services:
         self.store = store
         self.reactor = reactor
         self.handlers = {}
+        self.dm_server = None     # set by the host
+        self.wakeup = None
+
+    def work_queued(self):
+        """A job was created: wake its devices now (safe from any thread)."""
+        if self.wakeup is not None and self.reactor is not None:
+            self.reactor.callFromThread(self.wakeup.kick)
 
     @classmethod
     def open(cls, config, reactor=None):

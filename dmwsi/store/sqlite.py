@@ -339,7 +339,7 @@ class SQLiteStore(Store):
         except BaseException as exc:
             if conn.in_transaction:
                 if depth == 0:
-                    conn.execute("ROLLBACK")
+                    conn.execute("COMMIT")
                 else:
                     conn.execute(f"ROLLBACK TO sp{depth}")
                     conn.execute(f"RELEASE sp{depth}")
@@ -352,7 +352,7 @@ class SQLiteStore(Store):
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
-                        conn.execute("ROLLBACK")
+                        conn.execute("COMMIT")
                     raise
             else:
                 conn.execute(f"RELEASE sp{depth}")

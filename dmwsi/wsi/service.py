@@ -5,6 +5,7 @@ dispatcher: turn the spyne request into plain Python values, call the handler
 registered for the operation, turn its dict back into the response. Handlers
 never see spyne; an operation without a handler answers NotImplemented.
 """
+import io
 import logging
 import re
 import uuid
@@ -150,6 +151,14 @@ class SoapApplication(WsgiApplication):
         # On a WSDL build error spyne answers a str body, which WSGI cannot send.
         body = super().handle_wsdl_request(req_env, start_response, url)
         return [part.encode() if isinstance(part, str) else part for part in body]
+
+    def handle_rpc(self, req_env, start_response):
+        if req_env.get("CONTENT_LENGTH") in ("0", "", None) and req_env.get("HTTP_TRANSFER_ENCODING") is None:
+            # spyne answers an empty body with an empty 500; give it a document
+            # it refuses the normal way, so the caller gets an InvalidRequest fault.
+            placeholder = b"<empty-request/>"
+            req_env["wsgi.input"], req_env["CONTENT_LENGTH"] = io.BytesIO(placeholder), str(len(placeholder))
+        return super().handle_rpc(req_env, start_response)
 
     def handle_error(self, p_ctx, others, error, start_response):
         fault = as_fault(error)

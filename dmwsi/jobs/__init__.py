@@ -1,0 +1,1 @@
+"""Domain logic between the SOAP services and the DM server: jobs."""

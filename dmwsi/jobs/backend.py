@@ -1,0 +1,151 @@
+"""The DM session engine's Backend, on the store: device accounts, the work
+a device should do, and what it answered (dmwsi.dm.work.Backend)."""
+import logging
+import re
+
+from dmwsi.dm.work import CommandSpec, DeviceAccount, WorkUnit
+from dmwsi.store.records import (TARGET_FAILED, TARGET_IN_PROGRESS, TARGET_PENDING, TARGET_SUCCEEDED,
+                                 Device, LogEntry, ResultItem)
+
+log = logging.getLogger(__name__)
+
+ACCEPTED = 202
+AWAITING_ALERT = "awaiting Generic Alert"
+# DevInfo leaf -> Device attribute.
+DEVINFO_FIELDS = {"Man": "man", "Mod": "mod", "Lang": "lang", "DmV": "dmv"}
+_CORRELATOR = re.compile(r"^(?P<job>.+):(?P<seq>\d+)$")
+_RESULT_CODE = re.compile(r"<ResultCode>\s*(\d+)\s*</ResultCode>|^\s*(\d+)\s*$")
+
+
+def correlator_for(job_id, seq):
+    """The Correlator put on an Exec: names the job and command, so the
+    device's Generic Alert finds them even in a later session."""
+    return f"{job_id}:{seq}"
+
+
+def alert_succeeded(data):
+    """FUMO (200, 250-299) and SCOMO (1200, 1250-1299) success codes (§12.4, §13.3)."""
+    match = _RESULT_CODE.search(data or "")
+    if not match:
+        return None, False
+    code = int(match.group(1) or match.group(2))
+    return code, code == 200 or 250 <= code <= 299 or code == 1200 or 1250 <= code <= 1299
+
+
+class StoreBackend:
+    def __init__(self, store, config, on_event=None):
+        self.store = store
+        self.dm = config["dm"]
+        self.on_event = on_event or (lambda device_id, alert: None)
+
+    def account(self, device_id):
+        device = self.store.get_device(device_id)
+        if device is None or not device.client_password:
+            return None
+        return DeviceAccount(
+            device_id=device.device_id,
+            auth_scheme=device.auth_scheme or self.dm["default_auth_scheme"],
+            client_username=device.client_username or device.device_id,
+            client_password=device.client_password,
+            server_id=self.dm["server_id"],
+            server_password=device.server_password or "",
+            client_nonce=device.client_nonce or b"",
+            server_nonce=device.server_nonce or b"",
+        )
+
+    def device_seen(self, device_id, devinfo):
+        fields = {attr: devinfo[leaf] for leaf, attr in DEVINFO_FIELDS.items() if devinfo.get(leaf)}
+        if self.store.get_device(device_id) is not None:
+            self.store.update_device(device_id, **fields)
+            return self.account(device_id)
+        if not (self.dm["auto_register"] and self.dm["bootstrap_client_password"]):
+            log.warning("unknown device %s refused (auto_register is off)", device_id)
+            return None
+        self.store.upsert_device(Device(
+            device_id=device_id, auth_scheme=self.dm["default_auth_scheme"], client_username=device_id,
+            client_password=self.dm["bootstrap_client_password"],
+            server_password=self.dm["bootstrap_server_password"], **fields))
+        log.info("registered new device %s from its DevInfo", device_id)
+        return self.account(device_id)
+
+    def save_nonces(self, device_id, client_nonce=None, server_nonce=None):
+        fields = {k: v for k, v in (("client_nonce", client_nonce), ("server_nonce", server_nonce)) if v}
+        if fields:
+            self.store.update_device(device_id, **fields)
+
+    def claim_work(self, device_id):
+        units = []
+        for item in self.store.claim_targets(device_id):
+            commands = [CommandSpec(
+                seq=c.seq, action=c.action, uri=c.uri, value=_text(c.value), format=c.format, type=c.type,
+                source_uri=c.source_uri,
+                correlator=correlator_for(item.job.job_id, c.seq) if c.action == "Exec" else None,
+            ) for c in item.commands]
+            units.append(WorkUnit(job_id=item.job.job_id, commands=commands, atomic=item.job.atomic,
+                                  customer_care=item.job.customer_care))
+        return units
+
+    def unit_finished(self, device_id, unit, outcomes):
+        by_seq = {c.seq: c for c in unit.commands}
+        items = []
+        for o in outcomes:
+            cmd = by_seq[o.seq]
+            items.append(ResultItem(uri=cmd.uri, status_code=o.status, command_seq=o.seq))
+            items.extend(ResultItem(uri=r.uri, value=r.value, format=r.format, type=r.type,
+                                    status_code=o.status, command_seq=o.seq) for r in o.results)
+        failed = [o for o in outcomes if not 200 <= o.status < 300]
+        awaiting = [o for o in outcomes if o.status == ACCEPTED]
+        worst = failed[0].status if failed else (awaiting[0].status if awaiting else 200)
+        with self.store.transaction():
+            self.store.add_results(unit.job_id, device_id, items)
+            if failed:
+                self.store.set_target_state(unit.job_id, device_id, TARGET_FAILED, status_code=worst,
+                                            message=f"command {failed[0].seq} failed with status {worst}")
+            elif awaiting:
+                # Exec accepted: the outcome comes later in a Generic Alert (§12.3).
+                self.store.set_target_state(unit.job_id, device_id, TARGET_IN_PROGRESS, status_code=ACCEPTED,
+                                            message=AWAITING_ALERT)
+            else:
+                self.store.set_target_state(unit.job_id, device_id, TARGET_SUCCEEDED, status_code=200)
+            self._log(unit, device_id, not failed, f"{len(outcomes)} command(s), status {worst}")
+
+    def unit_interrupted(self, device_id, unit, reason):
+        target = self.store.get_target(unit.job_id, device_id)
+        if target is None:
+            return
+        with self.store.transaction():
+            if target.attempts >= self.dm["max_attempts"]:
+                self.store.set_target_state(unit.job_id, device_id, TARGET_FAILED,
+                                            message=f"session ended: {reason} (after {target.attempts} attempts)")
+            else:
+                self.store.set_target_state(unit.job_id, device_id, TARGET_PENDING,
+                                            message=f"retrying: {reason}")
+            self._log(unit, device_id, False, f"session ended: {reason}")
+
+    def device_alert(self, device_id, alert):
+        match = _CORRELATOR.match(alert.correlator or "")
+        if match and alert.code == 1226:
+            job_id, seq = match.group("job"), int(match.group("seq"))
+            target = self.store.get_target(job_id, device_id)
+            if target is not None and target.state == TARGET_IN_PROGRESS:
+                code, ok = alert_succeeded(alert.data)
+                with self.store.transaction():
+                    self.store.add_results(job_id, device_id, [ResultItem(
+                        uri=alert.source, value=alert.data, format=alert.format, type=alert.type,
+                        status_code=code, command_seq=seq)])
+                    self.store.set_target_state(
+                        job_id, device_id, TARGET_SUCCEEDED if ok else TARGET_FAILED, status_code=code,
+                        message=f"{alert.type or 'Generic Alert'} result {code}")
+        self.on_event(device_id, alert)
+        return 200
+
+    def _log(self, unit, device_id, success, summary):
+        job = self.store.get_job(unit.job_id)
+        self.store.append_log(LogEntry(
+            operation=f"dm:{job.operation}" if job else "dm", success=success,
+            principal=job.principal if job else None, job_id=unit.job_id, device_id=device_id,
+            summary=summary, device_count=1, customer_care=unit.customer_care))
+
+
+def _text(value):
+    return value.decode("utf-8") if isinstance(value, bytes) else value

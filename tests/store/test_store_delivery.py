@@ -1,0 +1,115 @@
+"""Push outbox and event subscriptions."""
+
+import pytest
+
+from dmwsi.selector import SelectorError, parse_selector
+from dmwsi.store import ConflictError, NotFound
+from dmwsi.store.records import Device, Job, Subscription
+
+from .conftest import T0, at
+
+
+def test_push_life_cycle(store):
+    job = store.create_job(Job("op", "x", delivery_mode="per-device", callback_url="https://cb"), [], ["d1"])
+    first = store.enqueue_push("op", "https://cb", "DeviceResult", {"jobId": job.job_id, "deviceId": "d1"},
+                               job_id=job.job_id, now=at(0))
+    second = store.enqueue_push("op", "https://cb", "JobCompleted", {"jobId": job.job_id}, job_id=job.job_id, now=at(0))
+    later = store.enqueue_push("op", "https://cb", "EventOccurred", {"event": "1226"}, now=at(5))
+    assert [p.delivery_id for p in store.due_pushes(at(1))] == [first, second]  # enqueue order
+    p = store.get_push(first)
+    assert (p.payload, p.attempts, p.created_at, p.next_attempt_at, p.job_id) == (
+        {"jobId": job.job_id, "deviceId": "d1"}, 0, at(0), at(0), job.job_id)
+
+    store.mark_failed(first, "connection refused", at(3))
+    assert [p.delivery_id for p in store.due_pushes(at(1))] == [second]
+    assert [p.delivery_id for p in store.due_pushes(at(5))] == [second, first, later]  # by due time
+    p = store.get_push(first)
+    assert (p.attempts, p.last_error) == (1, "connection refused")
+
+    store.mark_delivered(first, now=at(6))
+    store.mark_delivered(first, now=at(7))  # a duplicate acknowledgement keeps the first time
+    p = store.get_push(first)
+    assert (p.delivered_at, p.attempts, p.next_attempt_at) == (at(6), 2, None)
+    store.mark_failed(first, "late failure report", at(9))  # ignored: already delivered
+    assert store.get_push(first).last_error == "connection refused"
+
+    store.mark_failed(second, "HTTP 500, giving up", None)  # abandoned
+    assert [p.delivery_id for p in store.due_pushes(at(100))] == [later]
+    assert [p.delivery_id for p in store.due_pushes(at(100), limit=1)] == [later]
+
+
+def test_push_errors(store):
+    with pytest.raises(NotFound):
+        store.mark_delivered("nope")
+    with pytest.raises(NotFound):
+        store.mark_failed("nope", "x", None)
+    with pytest.raises(ConflictError):
+        store.enqueue_push("op", "http://cb", "DeviceResult", {}, job_id="no-such-job")
+    with pytest.raises(TypeError):
+        store.enqueue_push("op", "http://cb", "DeviceResult", {"x": object()})
+    assert store.due_pushes(at(1000)) == []
+    assert store.get_push("nope") is None
+
+
+def test_result_and_push_in_one_transaction(store):
+    """The transactional outbox: a result is never recorded without its push."""
+    job = store.create_job(Job("op", "x", delivery_mode="per-device", callback_url="https://cb"), [], ["d1"])
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.set_target_state(job.job_id, "d1", "succeeded")
+            store.enqueue_push("op", "https://cb", "DeviceResult", {"d": 1}, job_id=job.job_id, now=at(0))
+            raise RuntimeError("crash before commit")
+    assert store.get_target(job.job_id, "d1").state == "pending"
+    assert store.due_pushes(at(10_000)) == []
+    with store.transaction():
+        completed = store.set_target_state(job.job_id, "d1", "succeeded")
+        store.enqueue_push("op", "https://cb", "DeviceResult", {"d": 1}, job_id=job.job_id, now=at(0))
+    assert completed and len(store.due_pushes(at(10_000))) == 1
+
+
+def test_subscriptions_add_list_remove(store, devices):
+    s1 = store.add_subscription(Subscription("ext", "1226", "https://a", include_data=True, device_ids=["dev-a"]), now=T0)
+    s2 = store.add_subscription(Subscription("ops", "*", "https://b"), now=at(1))
+    assert s1.subscription_id and s1.created_at == T0
+    assert store.list_subscriptions() == [s1, s2]
+    assert store.list_subscriptions(principal="ext") == [s1]
+    assert store.list_subscriptions(event_id="1226") == [s1]
+    assert store.remove_subscription(s1.subscription_id, principal="ops") is False  # not theirs
+    assert store.remove_subscription(s1.subscription_id, principal="ext") is True
+    assert store.remove_subscription(s1.subscription_id) is False
+    assert store.list_subscriptions() == [s2]
+
+
+def test_subscription_validation(store, devices):
+    with pytest.raises(ValueError):
+        store.add_subscription(Subscription("p", "e", "u", device_ids=["dev-a"], group="g"))
+    with pytest.raises(SelectorError):
+        store.add_subscription(Subscription("p", "e", "u", selector=[("Colour", "=", "x")]))
+    with pytest.raises(NotFound):
+        store.add_subscription(Subscription("p", "e", "u", group="no-such-group"))
+    assert store.list_subscriptions() == []
+
+
+def test_subscriptions_for_event_match_device_selection(store, devices):
+    store.define_group("static", "op", members=["dev-b"])
+    store.define_group("dynamic", "op", selector=parse_selector("Man=Other"))
+    by_id = store.add_subscription(Subscription("p", "1226", "u", device_ids=["dev-a", "dev-c"]))
+    by_group = store.add_subscription(Subscription("p", "1226", "u", group="static"))
+    by_dyn = store.add_subscription(Subscription("p", "1226", "u", group="dynamic"))
+    by_sel = store.add_subscription(Subscription("p", "1226", "u", selector=parse_selector("FwV>=2")))
+    everyone = store.add_subscription(Subscription("p", "*", "u"))
+    other_event = store.add_subscription(Subscription("p", "1223", "u"))
+
+    def ids(device, event="1226"):
+        return {s.subscription_id for s in store.subscriptions_for_event(device, event)}
+
+    assert ids("dev-a") == {by_id.subscription_id, everyone.subscription_id}
+    assert ids("dev-b") == {by_group.subscription_id, everyone.subscription_id}
+    assert ids("dev-c") == {by_id.subscription_id, by_sel.subscription_id, everyone.subscription_id}
+    assert ids("dev-d") == {by_dyn.subscription_id, by_sel.subscription_id, everyone.subscription_id}
+    assert ids("unregistered") == {everyone.subscription_id}
+    assert ids("dev-a", "1223") == {everyone.subscription_id, other_event.subscription_id}
+    # Dynamic groups and selectors follow device changes.
+    store.upsert_device(Device("dev-a", man="Other", fwv="3"))
+    assert ids("dev-a") == {by_id.subscription_id, by_dyn.subscription_id, by_sel.subscription_id,
+                            everyone.subscription_id}
