@@ -44,6 +44,8 @@ def to_plain(value):
             if v is not None:
                 plain[name] = to_plain(v)
         return plain
+    if type(value).__name__ == "EnumValue":     # spyne Enum members: plain strings for handlers
+        return str(value)
     if isinstance(value, (list, tuple)):
         if value and all(isinstance(v, bytes) for v in value):
             return b"".join(value)      # spyne hands base64Binary over as a list of parts

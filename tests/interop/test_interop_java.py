@@ -45,7 +45,7 @@ def java_tools():
     missing = [name for name, path in tools.items() if path is None]
     if missing:
         pytest.skip(f"JAX-WS interop needs {', '.join(missing)} "
-                    "(Debian: apt-get install jaxws openjdk-17-jdk-headless)")
+                    "(Debian: apt-get install jaxws default-jdk-headless)")
     jars = {name: _find_jar(name) for name in RUNTIME_JARS}
     absent = [name for name, path in jars.items() if path is None]
     if absent:

@@ -1,7 +1,7 @@
 """Interop: the npm "soap" package (node-soap) builds a client from the served
 ?wsdl and calls GetServiceInfo (tests/interop/node/call_service_info.js).
 
-Needs ``node`` and ``npm install`` run in tests/interop/node (.ci/run does it).
+Needs ``node`` (>= 18) and ``npm ci`` run in tests/interop/node (.ci/run does it).
 """
 import base64
 import json
@@ -20,9 +20,9 @@ SCRIPT = NODE_DIR / "call_service_info.js"
 def node():
     exe = shutil.which("node")
     if exe is None:
-        pytest.skip("node is not installed (the node-soap interop test needs Node.js >= 20.19)")
+        pytest.skip("node is not installed (the node-soap interop test needs Node.js >= 18)")
     if not (NODE_DIR / "node_modules" / "soap").is_dir():
-        pytest.skip(f"node-soap is not installed: run `npm install` in {NODE_DIR} (.ci/run does)")
+        pytest.skip(f"node-soap is not installed: run `npm ci` in {NODE_DIR} (.ci/run does)")
     return exe
 
 
