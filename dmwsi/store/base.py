@@ -190,8 +190,12 @@ class Store(abc.ABC):
         state: str | None = None,
         after: str | None = None,
         limit: int = 50,
+        *,
+        operation: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> tuple[list[Job], str | None]:
-        """Newest first."""
+        """Newest first; created_after inclusive, created_before exclusive."""
 
     @abc.abstractmethod
     def job_counts(self, job_id: str) -> dict[str, int]:
@@ -216,6 +220,13 @@ class Store(abc.ABC):
         in_progress (attempts+1, started_at), respecting job concurrency."""
 
     @abc.abstractmethod
+    def devices_with_pending_work(
+        self, now: datetime | None = None, *, after: str | None = None, limit: int = 1000
+    ) -> list[str]:
+        """Devices with due pending targets (as next_targets_for_device),
+        sorted; page round the fleet with after=<last id returned>."""
+
+    @abc.abstractmethod
     def set_target_state(
         self, job_id: str, device_id: str, state: str, *, now: datetime | None = None, **fields: Any
     ) -> bool:
@@ -235,8 +246,10 @@ class Store(abc.ABC):
         *,
         include_unfinished: bool = False,
         unacknowledged_by: str | None = None,
+        states: Iterable[str] | None = None,
     ) -> tuple[list[DeviceResult], str | None]:
-        """Finished targets (with items), ordered by device_id."""
+        """Targets with their items, ordered by device_id: finished ones by
+        default, every one with include_unfinished, or those in ``states``."""
 
     @abc.abstractmethod
     def acknowledge(
@@ -318,5 +331,9 @@ class Store(abc.ABC):
         until: datetime | None = None,
         after: str | None = None,
         limit: int = 100,
+        *,
+        operation: str | None = None,
+        success: bool | None = None,
+        subscriber_id: str | None = None,
     ) -> tuple[list[LogEntry], str | None]:
         """Oldest first; since inclusive, until exclusive."""

@@ -39,7 +39,6 @@ from dmwsi.store.base import (
     DuplicateJob,
     InvalidCursor,
     NotFound,
-    SchemaError,
     Store,
     StoreError,
     UnknownDevices,
@@ -339,7 +338,7 @@ class SQLiteStore(Store):
         except BaseException as exc:
             if conn.in_transaction:
                 if depth == 0:
-                    conn.execute("COMMIT")
+                    conn.execute("ROLLBACK")
                 else:
                     conn.execute(f"ROLLBACK TO sp{depth}")
                     conn.execute(f"RELEASE sp{depth}")
@@ -352,7 +351,7 @@ class SQLiteStore(Store):
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
-                        conn.execute("COMMIT")
+                        conn.execute("ROLLBACK")
                     raise
             else:
                 conn.execute(f"RELEASE sp{depth}")
@@ -726,15 +725,23 @@ class SQLiteStore(Store):
         state: str | None = None,
         after: str | None = None,
         limit: int = 50,
+        *,
+        operation: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> tuple[list[Job], str | None]:
         _check_limit(limit)
         where, params = [], []
-        if principal is not None:
-            where.append("principal = ?")
-            params.append(principal)
-        if state is not None:
-            where.append("state = ?")
-            params.append(state)
+        for col, value in (("principal", principal), ("state", state), ("operation", operation)):
+            if value is not None:
+                where.append(f"{col} = ?")
+                params.append(value)
+        if created_after is not None:
+            where.append("created_at >= ?")
+            params.append(_ts(created_after))
+        if created_before is not None:
+            where.append("created_at < ?")
+            params.append(_ts(created_before))
         if after is not None:
             created, job_id = _decode_cursor("jobs", after, (str, str))
             # Newest first: rows created after the cursor was issued sort
@@ -834,6 +841,31 @@ class SQLiteStore(Store):
                 claimed.append(self._work_item(job_id, device_id))
         return claimed
 
+    def devices_with_pending_work(
+        self, now: datetime | None = None, *, after: str | None = None, limit: int = 1000
+    ) -> list[str]:
+        _check_limit(limit)
+        # Walks the partial pending index in device_id order and stops after
+        # `limit` devices, so the cost does not grow with the backlog; the
+        # caller continues with after=<last id> to go round all devices.
+        return [
+            r[0]
+            for r in self._conn.execute(
+                # CROSS JOIN + INDEXED BY pin the device-ordered plan; the
+                # planner would otherwise start from jobs and dedupe the
+                # whole backlog before applying LIMIT.
+                f"""SELECT DISTINCT t.device_id
+                FROM job_targets t INDEXED BY job_targets_pending CROSS JOIN jobs j ON j.job_id = t.job_id
+                WHERE t.state = 'pending' AND t.device_id > :after
+                  AND j.state IN {_ACTIVE_JOB_SQL}
+                  AND (j.not_before IS NULL OR j.not_before <= :now)
+                  AND (j.not_after IS NULL OR j.not_after > :now)
+                  AND (j.expires_at IS NULL OR j.expires_at > :now)
+                ORDER BY t.device_id LIMIT :limit""",
+                {"after": after if after is not None else "", "now": _ts(now or _utcnow()), "limit": limit},
+            )
+        ]
+
     def set_target_state(
         self, job_id: str, device_id: str, state: str, *, now: datetime | None = None, **fields_: Any
     ) -> bool:
@@ -905,6 +937,7 @@ class SQLiteStore(Store):
         *,
         include_unfinished: bool = False,
         unacknowledged_by: str | None = None,
+        states: Iterable[str] | None = None,
     ) -> tuple[list[DeviceResult], str | None]:
         _check_limit(limit)
         where, params = ["t.job_id = ?"], [job_id]
@@ -912,7 +945,14 @@ class SQLiteStore(Store):
             (last,) = _decode_cursor("results", after, (str,))
             where.append("t.device_id > ?")
             params.append(last)
-        if not include_unfinished:
+        if states is not None:
+            states = list(states)
+            bad = set(states) - set(TARGET_STATES)
+            if bad or not states:
+                raise ValueError(f"bad target state filter {sorted(bad) or states!r}")
+            where.append(f"t.state IN ({', '.join('?' * len(states))})")
+            params += states
+        elif not include_unfinished:
             where.append(f"t.state IN {_TERMINAL_SQL}")
         if unacknowledged_by is not None:
             where.append(
@@ -1204,13 +1244,23 @@ class SQLiteStore(Store):
         until: datetime | None = None,
         after: str | None = None,
         limit: int = 100,
+        *,
+        operation: str | None = None,
+        success: bool | None = None,
+        subscriber_id: str | None = None,
     ) -> tuple[list[LogEntry], str | None]:
         _check_limit(limit)
         where, params = [], []
-        for col, value in (("job_id", job_id), ("device_id", device_id), ("principal", principal)):
+        for col, value in (
+            ("job_id", job_id), ("device_id", device_id), ("principal", principal),
+            ("operation", operation), ("subscriber_id", subscriber_id),
+        ):
             if value is not None:
                 where.append(f"{col} = ?")
                 params.append(value)
+        if success is not None:
+            where.append("success = ?")
+            params.append(int(bool(success)))
         if since is not None:
             where.append("time >= ?")
             params.append(_ts(since))
@@ -1233,4 +1283,4 @@ class SQLiteStore(Store):
         return [_log(r) for r in rows], cursor
 
 
-__all__ = ["SQLiteStore", "SchemaError"]
+__all__ = ["SQLiteStore"]

@@ -194,6 +194,17 @@ def test_list_jobs_paging_is_stable_under_inserts(store):
     assert [i for i in seen if i in ids] == ids[::-1]
 
 
+def test_list_jobs_paging_with_equal_creation_times(store):
+    # A bulk submitter can create many jobs within one clock tick; the
+    # job_id tie-break must keep every one of them on exactly one page.
+    ids = {make_job(store, now=T0).job_id for _ in range(7)}
+    seen, cursor = store.list_jobs(limit=2)
+    while cursor:
+        page, cursor = store.list_jobs(after=cursor, limit=2)
+        seen += page
+    assert sorted(j.job_id for j in seen) == sorted(ids)
+
+
 def test_cursors_are_checked(store):
     job = make_job(store)
     with pytest.raises(InvalidCursor):
@@ -386,3 +397,39 @@ def test_expire_jobs(store):
     assert store.job_counts(expiring.job_id)["succeeded"] == 1
     assert store.get_job(running_only.job_id).state == "running"  # nothing pending to expire
     assert store.get_job(keeper.job_id).state == "queued"
+
+
+def test_devices_with_pending_work_pages_round_the_fleet(store):
+    make_job(store, ["d3", "d1", "d5"], now=at(0))
+    make_job(store, ["d1", "d2"], now=at(1), not_before=at(30))  # d2 not due yet
+    make_job(store, ["d4"], now=at(2), expires_at=at(3))  # d4 expired
+    done = make_job(store, ["d6"], now=at(4))
+    store.set_target_state(done.job_id, "d6", "succeeded")
+    store.claim_targets("d5", at(5))  # in progress, nothing pending
+    assert store.devices_with_pending_work(at(10)) == ["d1", "d3"]
+    assert store.devices_with_pending_work(at(10), limit=1) == ["d1"]
+    assert store.devices_with_pending_work(at(10), after="d1", limit=1) == ["d3"]
+    assert store.devices_with_pending_work(at(10), after="d3") == []
+    assert store.devices_with_pending_work(at(40)) == ["d1", "d2", "d3"]
+
+
+def test_list_jobs_operation_and_creation_filters(store):
+    a = make_job(store, now=at(0), operation="GetDeviceData")
+    b = make_job(store, now=at(1), operation="SetDeviceData")
+    c = make_job(store, now=at(2), operation="GetDeviceData")
+    assert [j.job_id for j in store.list_jobs(operation="GetDeviceData")[0]] == [c.job_id, a.job_id]
+    assert [j.job_id for j in store.list_jobs(created_after=at(1))[0]] == [c.job_id, b.job_id]
+    assert [j.job_id for j in store.list_jobs(created_before=at(1))[0]] == [a.job_id]
+    page, cursor = store.list_jobs(operation="GetDeviceData", limit=1)
+    assert [j.job_id for j in page + store.list_jobs(operation="GetDeviceData", after=cursor)[0]] == [c.job_id, a.job_id]
+
+
+def test_job_results_state_filter(store):
+    job = make_job(store, ["d1", "d2", "d3", "d4"])
+    store.set_target_state(job.job_id, "d1", "succeeded")
+    store.set_target_state(job.job_id, "d2", "failed")
+    store.claim_targets("d3", at(1))
+    assert [r.device_id for r in store.job_results(job.job_id, states=["failed", "in_progress"])[0]] == ["d2", "d3"]
+    assert [r.device_id for r in store.job_results(job.job_id, states=["pending"])[0]] == ["d4"]
+    with pytest.raises(ValueError):
+        store.job_results(job.job_id, states=["bogus"])

@@ -48,6 +48,16 @@ def test_query_filters_and_paging(store):
     assert len({r.id for r in seen}) == 11
 
 
+def test_query_by_operation_success_and_subscriber(store):
+    store.append_log(LogEntry("GetDeviceData", True, subscriber_id="s1", time=at(0)))
+    store.append_log(LogEntry("GetDeviceData", False, subscriber_id="s2", time=at(1)))
+    store.append_log(LogEntry("SetDeviceData", False, subscriber_id="s1", time=at(2)))
+    assert [r.time for r in store.query_log(operation="GetDeviceData")[0]] == [at(0), at(1)]
+    assert [r.time for r in store.query_log(success=False)[0]] == [at(1), at(2)]
+    assert [r.time for r in store.query_log(success=True)[0]] == [at(0)]
+    assert [r.time for r in store.query_log(subscriber_id="s1", success=False)[0]] == [at(2)]
+
+
 def test_store_api_has_no_way_to_change_the_log():
     for cls in (Store, SQLiteStore):
         names = [n for n in dir(cls) if "log" in n.lower() and not n.startswith("_")]
