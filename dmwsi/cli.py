@@ -127,6 +127,69 @@ def _record(record):
     return asdict(record)
 
 
+def cmd_sim(args):
+    """Run a simulated device fleet against a dmwsi server until Ctrl-C (or --once)."""
+    from rich.console import Console
+    from rich.live import Live
+    from twisted.internet import defer, reactor, task
+
+    from dmwsi.sim.fleet import Fleet, derive_dm_url, load_sim_config
+
+    try:
+        sim_config = load_sim_config(args.sim_config)
+    except (OSError, ValueError, TypeError) as e:
+        print(f"simulator configuration error: {e}", file=sys.stderr)
+        return 2
+    dm_url = args.dm_url or derive_dm_url(args.server)
+    fleet = Fleet(sim_config, args.devices, dm_url, reactor=reactor)
+    port = fleet.listen(args.listen_port, args.listen_host)
+    console = Console(stderr=True)
+    console.print(f"{len(fleet.devices)} devices, DM {dm_url}, "
+                  f"notifications on {fleet.notify_base_url}/notify/<device id> (port {port.getHost().port})")
+    live = Live(fleet.summary_line(), console=console, refresh_per_second=4, transient=False)
+    ticker = task.LoopingCall(lambda: live.update(fleet.summary_line()))
+    state = {"code": 0}
+
+    @defer.inlineCallbacks
+    def run():
+        try:
+            if args.register:
+                ok, failed = yield fleet.register(args.server)
+                if failed and not ok:
+                    state["code"] = 1
+                    for line in fleet.last_errors[-3:]:
+                        console.print(f"[red]{line}[/red]")
+                    return
+            if args.once:
+                yield fleet.start_client_sessions()
+                summary = fleet.summary()
+                state["code"] = 0 if summary["ok"] == len(fleet.devices) else 1
+                reactor.stop()
+        except Exception as e:
+            console.print(f"[red]error: {e}[/red]")
+            state["code"] = 1
+            reactor.stop()
+
+    def start():
+        live.start()
+        ticker.start(1.0)
+        run()
+
+    def shutdown():
+        if ticker.running:
+            ticker.stop()
+        live.update(fleet.summary_line())
+        live.stop()
+        return fleet.close()
+
+    reactor.callWhenRunning(start)
+    reactor.addSystemEventTrigger("before", "shutdown", shutdown)
+    reactor.run()
+    for line in fleet.last_errors[-5:]:
+        console.print(f"[yellow]{line}[/yellow]")
+    return state["code"]
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="dmwsi", description=__doc__)
     parser.add_argument("--config", help="configuration file (TOML); defaults to conf/dmwsi.toml")
@@ -146,6 +209,19 @@ def build_parser():
     call.add_argument("--url", default="http://127.0.0.1:8080/soap", help="SOAP endpoint")
     call.add_argument("--json", action="store_true", help="print JSON instead of a table")
     call.set_defaults(func=cmd_call)
+
+    sim = sub.add_parser("sim", help="run a simulated device fleet against a server")
+    sim.add_argument("--devices", type=int, default=10, help="number of devices (split by class share)")
+    sim.add_argument("--server", default="http://127.0.0.1:8080/soap", help="SOAP URL of the server")
+    sim.add_argument("--dm-url", help="DM URL (default: the SOAP host with path /dm)")
+    sim.add_argument("--listen-port", type=int, default=9090, help="port for package 0 POSTs (0: any)")
+    sim.add_argument("--listen-host", default="127.0.0.1")
+    sim.add_argument("--config", dest="sim_config", default=None,
+                     help="fleet configuration (TOML); defaults to conf/sim.toml")
+    sim.add_argument("--register", action=argparse.BooleanOptionalAction, default=True,
+                     help="register every device with RegisterDevice first")
+    sim.add_argument("--once", action="store_true", help="one client-initiated session per device, then exit")
+    sim.set_defaults(func=cmd_sim)
 
     jobs = sub.add_parser("jobs", help="list jobs in the store, or show one")
     jobs.add_argument("job_id", nargs="?")

@@ -76,14 +76,13 @@ def basic_decode(data: str) -> tuple[str, str]:
 
 
 def basic_verify(data: str, name: str, password: str) -> bool:
+    # Compared as the whole "name:password" text: splitting at the first ':'
+    # would break user names holding one, such as DevIds ("IMEI:...").
     try:
-        got_name, got_password = basic_decode(data)
+        raw = b64decode(data)
     except ValueError:
         return False
-    # Evaluate both comparisons so timing does not reveal which one failed.
-    ok_name = constant_time_equals(got_name, name)
-    ok_password = constant_time_equals(got_password, password)
-    return ok_name and ok_password
+    return constant_time_equals(raw, f"{name}:{password}".encode("utf-8"))
 
 
 # -- the shared digest ------------------------------------------------------

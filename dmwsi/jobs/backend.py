@@ -4,7 +4,7 @@ import logging
 import re
 
 from dmwsi.dm.work import CommandSpec, DeviceAccount, WorkUnit
-from dmwsi.store.records import (TARGET_FAILED, TARGET_IN_PROGRESS, TARGET_PENDING, TARGET_SUCCEEDED,
+from dmwsi.store.records import (TARGET_FAILED, TARGET_IN_SESSION, TARGET_PENDING, TARGET_SUCCEEDED,
                                  Device, LogEntry, ResultItem)
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class StoreBackend:
                                             message=f"command {failed[0].seq} failed with status {worst}")
             elif awaiting:
                 # Exec accepted: the outcome comes later in a Generic Alert (§12.3).
-                self.store.set_target_state(unit.job_id, device_id, TARGET_IN_PROGRESS, status_code=ACCEPTED,
+                self.store.set_target_state(unit.job_id, device_id, TARGET_IN_SESSION, status_code=ACCEPTED,
                                             message=AWAITING_ALERT)
             else:
                 self.store.set_target_state(unit.job_id, device_id, TARGET_SUCCEEDED, status_code=200)
@@ -127,7 +127,7 @@ class StoreBackend:
         if match and alert.code == 1226:
             job_id, seq = match.group("job"), int(match.group("seq"))
             target = self.store.get_target(job_id, device_id)
-            if target is not None and target.state == TARGET_IN_PROGRESS:
+            if target is not None and target.state == TARGET_IN_SESSION:
                 code, ok = alert_succeeded(alert.data)
                 with self.store.transaction():
                     self.store.add_results(job_id, device_id, [ResultItem(

@@ -25,6 +25,7 @@ class WakeUp:
         self.loop = task.LoopingCall(self.tick)
         self.loop.clock = reactor
         self._kicked = False
+        self._resume_after = None   # scan position: every pending device gets its turn
 
     def start(self):
         self.loop.start(self.dm["wakeup_interval"], now=False)
@@ -44,9 +45,14 @@ class WakeUp:
         now = self.clock()
         quiet = self.dm["renotify_after"]
         budget = self.dm["notifications_per_tick"]
-        for device_id in self.store.devices_with_pending_work(limit=budget * 4):
+        page_size = budget * 4
+        page = self.store.devices_with_pending_work(after=self._resume_after, limit=page_size)
+        # Resume after this page next time (or start over after a short page).
+        self._resume_after = page[-1] if len(page) == page_size else None
+        for device_id in page:
             if budget <= 0:
                 break
+            self._resume_after = device_id if len(page) == page_size else None
             if self.dm_server.in_session(device_id) or now - self.notified.get(device_id, -quiet) < quiet:
                 continue
             device = self.store.get_device(device_id)

@@ -217,7 +217,7 @@ class Store(abc.ABC):
         self, device_id: str, now: datetime | None = None, *, limit: int | None = None
     ) -> list[WorkItem]:
         """Like next_targets_for_device but atomically moves them to
-        in_progress (attempts+1, started_at), respecting job concurrency."""
+        inSession (attempts+1, started_at), respecting job concurrency."""
 
     @abc.abstractmethod
     def devices_with_pending_work(

@@ -96,8 +96,8 @@ CREATE TABLE jobs (
     client_job_id TEXT,
     principal TEXT NOT NULL,
     operation TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'queued'
-        CHECK (state IN ('queued', 'running', 'completed', 'cancelled', 'expired')),
+    state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'running', 'completed', 'cancelled', 'expired')),
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     not_before TEXT,
@@ -106,7 +106,7 @@ CREATE TABLE jobs (
     concurrency INTEGER CHECK (concurrency IS NULL OR concurrency > 0),
     atomic INTEGER NOT NULL DEFAULT 0 CHECK (atomic IN (0, 1)),
     delivery_mode TEXT NOT NULL DEFAULT 'pull'
-        CHECK (delivery_mode IN ('pull', 'per-device', 'on-completion')),
+        CHECK (delivery_mode IN ('pull', 'each', 'collated')),
     callback_url TEXT,
     params TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(params)),
     UNIQUE (principal, client_job_id)
@@ -135,8 +135,8 @@ CREATE TABLE job_targets (
     job_id TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE,
     device_id TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending'
-        CHECK (state IN ('pending', 'in_progress', 'succeeded', 'failed',
-                         'refused', 'cancelled', 'expired')),
+        CHECK (state IN ('pending', 'inSession', 'succeeded', 'failed',
+                         'refused', 'cancelled', 'timedOut')),
     attempts INTEGER NOT NULL DEFAULT 0,
     refused_reason TEXT,
     started_at TEXT,

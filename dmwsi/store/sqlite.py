@@ -49,11 +49,11 @@ from dmwsi.store.records import (
     JOB_CANCELLED,
     JOB_COMPLETED,
     JOB_EXPIRED,
-    JOB_QUEUED,
+    JOB_PENDING,
     JOB_RUNNING,
     TARGET_CANCELLED,
-    TARGET_EXPIRED,
-    TARGET_IN_PROGRESS,
+    TARGET_TIMED_OUT,
+    TARGET_IN_SESSION,
     TARGET_OPEN_STATES,
     TARGET_PENDING,
     TARGET_STATES,
@@ -632,7 +632,7 @@ class SQLiteStore(Store):
         job = replace(
             job,
             job_id=job.job_id or _new_id(),
-            state=JOB_QUEUED,
+            state=JOB_PENDING,
             created_at=job.created_at or now,
             updated_at=now,
         )
@@ -823,17 +823,17 @@ class SQLiteStore(Store):
                 ).fetchone()
                 if job["concurrency"] is not None:
                     running = conn.execute(
-                        "SELECT count(*) FROM job_targets WHERE job_id = ? AND state = 'in_progress'",
+                        "SELECT count(*) FROM job_targets WHERE job_id = ? AND state = 'inSession'",
                         (job_id,),
                     ).fetchone()[0]
                     if running >= job["concurrency"]:
                         continue
                 conn.execute(
-                    "UPDATE job_targets SET state = 'in_progress', attempts = attempts + 1, started_at = ? "
+                    "UPDATE job_targets SET state = 'inSession', attempts = attempts + 1, started_at = ? "
                     "WHERE job_id = ? AND device_id = ?",
                     (now_s, job_id, device_id),
                 )
-                if job["state"] == JOB_QUEUED:
+                if job["state"] == JOB_PENDING:
                     conn.execute(
                         "UPDATE jobs SET state = ?, updated_at = ? WHERE job_id = ?",
                         (JOB_RUNNING, now_s, job_id),
@@ -877,7 +877,7 @@ class SQLiteStore(Store):
         now = now or _utcnow()
         if state in TARGET_TERMINAL_STATES:
             fields_.setdefault("finished_at", now)
-        elif state == TARGET_IN_PROGRESS:
+        elif state == TARGET_IN_SESSION:
             fields_.setdefault("started_at", now)
         values = {k: _target_value(k, v) for k, v in fields_.items()}
         sets = ", ".join(["state = ?"] + [f"{k} = ?" for k in values])
@@ -891,7 +891,7 @@ class SQLiteStore(Store):
             if cur.rowcount == 0:
                 raise NotFound(f"no target {device_id!r} in job {job_id!r}")
             job_state = conn.execute("SELECT state FROM jobs WHERE job_id = ?", (job_id,)).fetchone()[0]
-            if state == TARGET_IN_PROGRESS and job_state == JOB_QUEUED:
+            if state == TARGET_IN_SESSION and job_state == JOB_PENDING:
                 conn.execute(
                     "UPDATE jobs SET state = ?, updated_at = ? WHERE job_id = ?", (JOB_RUNNING, now_s, job_id)
                 )
@@ -1064,7 +1064,7 @@ class SQLiteStore(Store):
             for job_id in job_ids:
                 conn.execute(
                     "UPDATE job_targets SET state = ?, finished_at = ? WHERE job_id = ? AND state = 'pending'",
-                    (TARGET_EXPIRED, now_s, job_id),
+                    (TARGET_TIMED_OUT, now_s, job_id),
                 )
                 conn.execute(
                     "UPDATE jobs SET state = ?, updated_at = ? WHERE job_id = ?", (JOB_EXPIRED, now_s, job_id)

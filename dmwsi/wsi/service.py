@@ -10,7 +10,7 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from spyne import Application, ComplexModelBase, Fault, ServiceBase, rpc
 from spyne.error import RequestTooLongError
@@ -44,6 +44,8 @@ def to_plain(value):
             if v is not None:
                 plain[name] = to_plain(v)
         return plain
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)   # the contract's times are UTC when unqualified
     if type(value).__name__ == "EnumValue":     # spyne Enum members: plain strings for handlers
         return str(value)
     if isinstance(value, (list, tuple)):

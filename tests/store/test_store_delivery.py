@@ -10,7 +10,7 @@ from .conftest import T0, at
 
 
 def test_push_life_cycle(store):
-    job = store.create_job(Job("op", "x", delivery_mode="per-device", callback_url="https://cb"), [], ["d1"])
+    job = store.create_job(Job("op", "x", delivery_mode="each", callback_url="https://cb"), [], ["d1"])
     first = store.enqueue_push("op", "https://cb", "DeviceResult", {"jobId": job.job_id, "deviceId": "d1"},
                                job_id=job.job_id, now=at(0))
     second = store.enqueue_push("op", "https://cb", "JobCompleted", {"jobId": job.job_id}, job_id=job.job_id, now=at(0))
@@ -53,7 +53,7 @@ def test_push_errors(store):
 
 def test_result_and_push_in_one_transaction(store):
     """The transactional outbox: a result is never recorded without its push."""
-    job = store.create_job(Job("op", "x", delivery_mode="per-device", callback_url="https://cb"), [], ["d1"])
+    job = store.create_job(Job("op", "x", delivery_mode="each", callback_url="https://cb"), [], ["d1"])
     with pytest.raises(RuntimeError):
         with store.transaction():
             store.set_target_state(job.job_id, "d1", "succeeded")

@@ -38,14 +38,14 @@ def table_counts(store):
 def test_create_job_fills_ids_times_and_state(store):
     job = store.create_job(
         Job("op", "ExecuteCommands", client_job_id="c-1", not_before=at(1), not_after=at(60),
-            expires_at=at(120), concurrency=5, atomic=True, delivery_mode="per-device",
+            expires_at=at(120), concurrency=5, atomic=True, delivery_mode="each",
             callback_url="https://cb", params={"depth": 2}, customer_care=True),
         [Command("Replace", "./A", "1", format="int"), Command("Exec", "./B", correlator="c9"),
          Command("Copy", "./C", source_uri="./D")],
         ["dev-b", JobTarget("dev-a", params={"pin": "1234"})],
         now=T0,
     )
-    assert job.job_id and job.state == "queued" and job.created_at == job.updated_at == T0
+    assert job.job_id and job.state == "pending" and job.created_at == job.updated_at == T0
     assert store.get_job(job.job_id) == job
     assert (job.not_before, job.concurrency, job.atomic, job.customer_care, job.params) == (at(1), 5, True, True, {"depth": 2})
     cmds = store.job_commands(job.job_id)
@@ -89,7 +89,7 @@ def test_job_whose_targets_are_all_refused_is_completed_at_once(store):
 
 def test_new_target_cannot_start_in_progress(store):
     with pytest.raises(ValueError):
-        store.create_job(Job("op", "x"), [], [JobTarget("d", state="in_progress")])
+        store.create_job(Job("op", "x"), [], [JobTarget("d", state="inSession")])
     assert table_counts(store)["jobs"] == 0
 
 
@@ -245,8 +245,8 @@ def test_claim_moves_targets_to_in_progress_once(store):
     j2 = make_job(store, ["d1"], now=at(1))
     claimed = store.claim_targets("d1", at(5))
     assert [(w.job.job_id, w.target.state, w.target.attempts, w.target.started_at) for w in claimed] == [
-        (j1.job_id, "in_progress", 1, at(5)),
-        (j2.job_id, "in_progress", 1, at(5)),
+        (j1.job_id, "inSession", 1, at(5)),
+        (j2.job_id, "inSession", 1, at(5)),
     ]
     assert claimed[0].job.state == "running"
     assert store.claim_targets("d1", at(6)) == []
@@ -306,7 +306,7 @@ def test_set_target_state_errors(store):
 
 def test_direct_in_progress_marks_job_running(store):
     job = make_job(store, ["d1"])
-    store.set_target_state(job.job_id, "d1", "in_progress", now=at(1))
+    store.set_target_state(job.job_id, "d1", "inSession", now=at(1))
     assert store.get_job(job.job_id).state == "running"
     assert store.get_target(job.job_id, "d1").started_at == at(1)
 
@@ -373,7 +373,7 @@ def test_cancel_job(store):
     assert (cancelled, finished) == (1, ["d1", "d3"])
     assert store.get_job(job.job_id).state == "cancelled"
     assert store.get_target(job.job_id, "d2").state == "cancelled"
-    assert store.get_target(job.job_id, "d4").state == "in_progress"  # already talking to the device
+    assert store.get_target(job.job_id, "d4").state == "inSession"  # already talking to the device
     assert store.claim_targets("d2", at(3)) == []
     # The in-progress target can still record its outcome; the job stays cancelled.
     assert store.set_target_state(job.job_id, "d4", "succeeded") is False
@@ -393,10 +393,10 @@ def test_expire_jobs(store):
     assert store.expire_jobs(at(4)) == []
     assert store.expire_jobs(at(10)) == [expiring.job_id, window.job_id]
     assert store.get_job(expiring.job_id).state == "expired"
-    assert store.job_counts(expiring.job_id)["expired"] == 1
+    assert store.job_counts(expiring.job_id)["timedOut"] == 1
     assert store.job_counts(expiring.job_id)["succeeded"] == 1
     assert store.get_job(running_only.job_id).state == "running"  # nothing pending to expire
-    assert store.get_job(keeper.job_id).state == "queued"
+    assert store.get_job(keeper.job_id).state == "pending"
 
 
 def test_devices_with_pending_work_pages_round_the_fleet(store):
@@ -429,7 +429,7 @@ def test_job_results_state_filter(store):
     store.set_target_state(job.job_id, "d1", "succeeded")
     store.set_target_state(job.job_id, "d2", "failed")
     store.claim_targets("d3", at(1))
-    assert [r.device_id for r in store.job_results(job.job_id, states=["failed", "in_progress"])[0]] == ["d2", "d3"]
+    assert [r.device_id for r in store.job_results(job.job_id, states=["failed", "inSession"])[0]] == ["d2", "d3"]
     assert [r.device_id for r in store.job_results(job.job_id, states=["pending"])[0]] == ["d4"]
     with pytest.raises(ValueError):
         store.job_results(job.job_id, states=["bogus"])

@@ -80,7 +80,7 @@ def test_v1_file_migrates_to_latest_and_keeps_data(tmp_path):
         assert (dev.man, dev.fwv, dev.subscriber_id, dev.alias) == ("Acme", "1.9", "sub1", None)
         assert [d.device_id for d in store.get_subscriber("sub1").devices] == ["dev1"]
         job = store.get_job("job1")
-        assert job.customer_care is False and job.state == "queued"
+        assert job.customer_care is False and job.state == "pending"
         rows, _ = store.job_results("job1")
         assert rows[0].items[0].value == "Acme"
         logs, _ = store.query_log(job_id="job1")

@@ -10,7 +10,7 @@ JOB_SCHEDULED = "scheduled"    # a pending job whose window has not opened: deri
 
 def job_state(job, now=None):
     now = now or datetime.now(timezone.utc)
-    if job.state == records.JOB_QUEUED and job.not_before and job.not_before > now:
+    if job.state == records.JOB_PENDING and job.not_before and job.not_before > now:
         return JOB_SCHEDULED
     return job.state
 
@@ -54,14 +54,12 @@ def get_job_status(call, request):
 def get_job_results(call, request):
     store = call.services.store
     job = job_or_fault(store, request["jobId"])
-    states = set(request.get("states", []))
+    states = request.get("states") or None
     with store_errors():
         rows, cursor = store.job_results(
-            job.job_id, after=request.get("after"), limit=page_size(request),
-            include_unfinished=bool(states & set(records.TARGET_OPEN_STATES)),
+            job.job_id, after=request.get("after"), limit=page_size(request), states=states,
+            include_unfinished=bool(set(states or ()) & set(records.TARGET_OPEN_STATES)),
             unacknowledged_by=call.principal if request.get("unacknowledgedOnly") else None)
-    if states:
-        rows = [r for r in rows if r.state in states]
     return {"jobId": job.job_id, "state": job_state(job), "results": [device_result(r) for r in rows],
             "nextCursor": cursor}
 
@@ -82,16 +80,14 @@ def list_jobs(call, request):
     if len(states) > 1:
         raise DmwsiFault("InvalidArgument", "filter on at most one state per request", element="states")
     state = states[0]
-    stored_state = records.JOB_QUEUED if state == JOB_SCHEDULED else state
+    stored_state = records.JOB_PENDING if state == JOB_SCHEDULED else state
     with store_errors():
-        jobs, cursor = store.list_jobs(state=stored_state, after=request.get("after"),
-                                       limit=page_size(request))
-    operation = request.get("operation")
-    after, before = request.get("createdAfter"), request.get("createdBefore")
-    jobs = [j for j in jobs
-            if (not operation or j.operation == operation)
-            and (not after or j.created_at >= after) and (not before or j.created_at < before)
-            and (state != JOB_SCHEDULED or job_state(j) == JOB_SCHEDULED)]
+        jobs, cursor = store.list_jobs(
+            state=stored_state, after=request.get("after"), limit=page_size(request),
+            operation=request.get("operation"), created_after=request.get("createdAfter"),
+            created_before=request.get("createdBefore"))
+    if state == JOB_SCHEDULED:
+        jobs = [j for j in jobs if job_state(j) == JOB_SCHEDULED]
     return {"jobs": [job_info(store, j) for j in jobs], "nextCursor": cursor}
 
 

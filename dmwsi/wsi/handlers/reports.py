@@ -18,13 +18,9 @@ def get_transaction_log(call, request):
         rows, cursor = store.query_log(
             job_id=request.get("jobId"), device_id=request.get("deviceId"),
             principal=request.get("principal"), since=request.get("fromTime"),
-            until=request.get("toTime"), after=request.get("after"), limit=page_size(request))
-    wanted_op, wanted_success = request.get("operation"), request.get("success")
-    sub = request.get("subscriberId")
-    rows = [r for r in rows
-            if (wanted_op is None or r.operation == wanted_op)
-            and (wanted_success is None or r.success == wanted_success)
-            and (sub is None or r.subscriber_id == sub)]
+            until=request.get("toTime"), after=request.get("after"), limit=page_size(request),
+            operation=request.get("operation"), success=request.get("success"),
+            subscriber_id=request.get("subscriberId"))
     return {"entries": [log_entry(r) for r in rows], "nextCursor": cursor}
 
 
