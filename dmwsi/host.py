@@ -7,7 +7,7 @@ entry point used by ``dmwsi serve``.
 """
 import logging
 
-from twisted.internet import reactor as default_reactor, ssl
+from twisted.internet import reactor as default_reactor
 from twisted.python.threadpool import ThreadPool
 from twisted.web import resource, server, static
 from twisted.web.wsgi import WSGIResource
@@ -71,8 +71,7 @@ class Server:
             port = self.reactor.listenTCP(cfg["http_port"], site, interface=cfg["host"])
             self.ports["http"] = port
         if cfg["https_port"] >= 0:
-            key_path, cert_path = tls.server_key_pair(self.config)
-            context = ssl.DefaultOpenSSLContextFactory(str(key_path), str(cert_path))
+            context = tls.server_context(self.config)
             port = self.reactor.listenSSL(cfg["https_port"], site, context, interface=cfg["host"])
             self.ports["https"] = port
         for name, port in self.ports.items():

@@ -55,3 +55,14 @@ def server_key_pair(config):
         log.warning("no TLS key configured: generating a development pair in %s", directory)
         generate_dev_pair(directory)
     return key_path, cert_path
+
+
+def server_context(config):
+    """Twisted TLS options for the HTTPS listener: TLS 1.2 or newer only."""
+    from OpenSSL import crypto
+    from twisted.internet.ssl import CertificateOptions, TLSVersion
+    key_path, cert_path = server_key_pair(config)
+    return CertificateOptions(
+        privateKey=crypto.load_privatekey(crypto.FILETYPE_PEM, key_path.read_bytes()),
+        certificate=crypto.load_certificate(crypto.FILETYPE_PEM, cert_path.read_bytes()),
+        raiseMinimumTo=TLSVersion.TLSv1_2)

@@ -761,7 +761,7 @@ class SimulatedDevice:
             self._collect_alerts()
             while self.pending_alerts:
                 s.queue.append(self._alert_command(self.pending_alerts.pop(0)))
-        tail = [Alert(data=AlertCode.NEXT_MESSAGE)] if streaming else []
+        tail = []
         budget = s.server_max_msg_size
         placed = list(fixed)
 

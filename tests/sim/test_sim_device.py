@@ -671,3 +671,157 @@ def test_package0_versions():
     device = make_device()
     assert device.on_notification(notification.build("dmwsi", "srvpass", b"", 5, version=12)) == "5"
     assert device.on_notification(notification.build("dmwsi", "srvpass", b"", 6, version=20)) is None
+
+
+# --------------------------------------------------------------------------- the fleet (loopback HTTP)
+
+
+class FakeDMEndpoint:
+    """A minimal DM server: 212 + one Get in package 2, then a Final-only reply."""
+
+    def __init__(self):
+        self.results = []          # (device id, source, data)
+        self.alerts = []           # (device id, alert code)
+
+    def resource(self):
+        from twisted.web import resource
+
+        endpoint = self
+
+        class DM(resource.Resource):
+            isLeaf = True
+
+            def render_POST(self, request):
+                body = request.content.read()
+                ctype = request.getHeader("content-type")
+                msg = parse(wbxml.wbxml_to_xml(body) if wbxml.is_wbxml(ctype) else body)
+                reply = endpoint.answer(msg)
+                out = serialize(reply)
+                if wbxml.is_wbxml(ctype):
+                    out = wbxml.xml_to_wbxml(out)
+                request.setHeader(b"content-type", ctype.encode())
+                return out
+        return DM()
+
+    def answer(self, msg):
+        h = msg.header
+        body = [Status(cmd_id="1", msg_ref=h.msg_id, cmd_ref="0", cmd="SyncHdr", target_refs=[h.target],
+                       source_refs=[h.source], code=212 if h.msg_id == "1" else 200)]
+        package_one = False
+        for cmd in msg.body:
+            if isinstance(cmd, Alert):
+                self.alerts.append((h.source, cmd.data))
+                package_one = package_one or cmd.data in (1200, 1201)
+            if isinstance(cmd, Results):
+                self.results += [(h.source, it.source, it.data) for it in cmd.items]
+            if cmd.tag not in ("Status", "Results"):
+                body.append(Status(cmd_id=str(len(body) + 1), msg_ref=h.msg_id, cmd_ref=cmd.cmd_id, cmd=cmd.tag,
+                                   code=200))
+        if package_one:
+            body.append(Get(cmd_id=str(len(body) + 1), items=[Item(target="./DevInfo/Mod")]))
+        hdr = SyncHdr(session_id=h.session_id, msg_id=str(int(h.msg_id)), target=h.source, source=h.target)
+        return Message(header=hdr, body=body, final=True)
+
+
+@pytest.fixture
+def fleet_env(running_reactor):
+    from twisted.internet.threads import blockingCallFromThread
+    from twisted.web import server as web_server
+
+    from dmwsi.sim.fleet import Fleet, sim_config_from_dict
+
+    endpoint = FakeDMEndpoint()
+    site = web_server.Site(endpoint.resource())
+    port = blockingCallFromThread(running_reactor, running_reactor.listenTCP, 0, site, interface="127.0.0.1")
+    dm_url = f"http://127.0.0.1:{port.getHost().port}/dm"
+    config = sim_config_from_dict({
+        "fleet": {"server_id": "dmwsi", "secret": "t", "request_timeout": 5},
+        "class": [{"name": "a", "share": 2, "id_format": "IMEI:11{index:013d}", "auth_scheme": "md5"},
+                  {"name": "b", "share": 1, "id_format": "IMEI:22{index:013d}", "auth_scheme": "basic",
+                   "encoding": "wbxml", "mod": "B-1"}]})
+    fleet = Fleet(config, 3, dm_url, reactor=running_reactor)
+    blockingCallFromThread(running_reactor, fleet.listen, 0, "127.0.0.1")
+    yield fleet, endpoint, running_reactor
+    blockingCallFromThread(running_reactor, fleet.close)
+    blockingCallFromThread(running_reactor, port.stopListening)
+
+
+def _wait(predicate, timeout=10.0):
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_fleet_client_sessions_over_http(fleet_env):
+    from twisted.internet.threads import blockingCallFromThread
+    fleet, endpoint, reactor = fleet_env
+    assert sorted(fleet.devices) == ["IMEI:110000000000001", "IMEI:110000000000002", "IMEI:220000000000003"]
+    outcome = blockingCallFromThread(reactor, fleet.start_client_sessions)
+    assert outcome == {OUTCOME_OK: 3}
+    got = sorted((dev, data) for dev, src, data in endpoint.results if src == "./DevInfo/Mod")
+    assert got == [("IMEI:110000000000001", "Sim-1"), ("IMEI:110000000000002", "Sim-1"),
+                   ("IMEI:220000000000003", "B-1")]
+    summary = fleet.summary()
+    assert summary["ok"] == 3 and summary["commands"] == 3 and summary["messages"] == 6
+    assert "ok 3" in fleet.summary_line()
+
+
+def test_fleet_notification_listener_starts_1200_session(fleet_env):
+    import urllib.error
+    import urllib.request
+    fleet, endpoint, reactor = fleet_env
+    device_id = "IMEI:220000000000003"
+    device = fleet.devices[device_id]
+    _, server_pw = fleet.passwords[device_id]
+
+    def post(body, ctype=wbxml.NOTIFICATION, target=device_id):
+        req = urllib.request.Request(fleet.notification_url(target), data=body, method="POST",
+                                     headers={"Content-Type": ctype})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return resp.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    assert post(notification.build("dmwsi", server_pw, b"", 0x77)) == 202
+    assert _wait(lambda: device.stats.sessions_ok == 1)
+    assert (device_id, 1200) in endpoint.alerts
+    assert post(notification.build("dmwsi", "wrong", b"", 0x78)) == 403
+    assert post(notification.build("dmwsi", server_pw, b"", 0x79), target="IMEI:999") == 404
+    assert post(b"x" * 30, ctype="text/plain") == 415
+    assert fleet.counters.notifications_received == 2
+
+
+def test_sim_config_file_and_allocation():
+    from pathlib import Path
+
+    from dmwsi.sim.fleet import DeviceClass, allocate, derive_dm_url, load_sim_config
+    config = load_sim_config(Path(__file__).parents[2] / "conf" / "sim.toml")
+    assert [c.name for c in config.classes] == ["acme-phone", "globex-modem", "initech-legacy"]
+    modem = config.classes[1]
+    behaviour = modem.behaviour()
+    assert (behaviour.encoding, behaviour.auth_scheme, behaviour.max_msg_size) == ("wbxml", "hmac", 4096)
+    assert config.classes[2].behaviour().fumo_script.update_result == 410
+    assert allocate(config.classes, 10) == [6, 3, 1]
+    assert sum(allocate(config.classes, 7)) == 7
+    assert allocate((DeviceClass(name="x"),), 5) == [5]
+    assert derive_dm_url("https://h.example:8443/soap?wsdl") == "https://h.example:8443/dm"
+
+
+def test_registration_request_fields(running_reactor):
+    from dmwsi.sim.fleet import Fleet, SimConfig
+    fleet = Fleet(SimConfig(), 2, "http://127.0.0.1:1/dm", reactor=running_reactor,
+                  notify_base_url="http://127.0.0.1:9090")
+    device_id = next(iter(fleet.devices))
+    request = fleet.registration_request(device_id)
+    client_pw, server_pw = fleet.passwords[device_id]
+    assert request["device"]["deviceId"] == device_id and request["device"]["man"] == "ACME"
+    assert request["clientPassword"] == client_pw and request["serverPassword"] == server_pw
+    assert request["authScheme"] == "md5"
+    assert request["notificationUrl"] == "http://127.0.0.1:9090/notify/" + device_id.replace(":", "%3A")
+    creds = read_app_auth(fleet.devices[device_id].tree, fleet.devices[device_id].account_uri, CLIENT_CREDENTIALS)
+    assert creds.secret == client_pw

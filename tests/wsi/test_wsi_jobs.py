@@ -1,0 +1,132 @@
+"""GetJobStatus, GetJobResults (keyset-paged), ListJobs, CancelJob on jobs
+written straight into the real store (OES10, EI10, CC4)."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from zeep.exceptions import Fault
+
+from dmwsi.client import soap_client
+from dmwsi.store.records import Command, Device, Job, JobTarget, ResultItem
+
+
+def code(fault):
+    return fault.detail.find("{*}FaultDetail/{*}code").text
+
+
+@pytest.fixture
+def server(dmwsi_server):
+    return dmwsi_server
+
+
+@pytest.fixture
+def client(server):
+    return soap_client(server.soap_url)
+
+
+def make_job(store, devices, **job_fields):
+    for d in devices:
+        if store.get_device(d) is None:
+            store.upsert_device(Device(device_id=d, client_password="c", server_password="s"))
+    return store.create_job(Job(principal="anonymous", operation="GetDeviceData", **job_fields),
+                            [Command(action="Get", uri="./DevInfo/Mod")], devices)
+
+
+def finish(store, job_id, device_id, state, code_, value=None):
+    store.set_target_state(job_id, device_id, "inSession")
+    if value is not None:
+        store.add_results(job_id, device_id, [ResultItem(uri="./DevInfo/Mod", value=value, status_code=code_)])
+    store.set_target_state(job_id, device_id, state, status_code=code_)
+
+
+def test_job_status_counts_every_state(client, server):
+    store = server.store
+    job = make_job(store, [f"IMEI:{n}" for n in range(6)])
+    finish(store, job.job_id, "IMEI:0", "succeeded", 200, "P1")
+    finish(store, job.job_id, "IMEI:1", "failed", 404)
+    store.set_target_state(job.job_id, "IMEI:2", "inSession")
+    status = client.service.GetJobStatus(jobId=job.job_id)
+    assert (status.jobId, status.state, status.operation) == (job.job_id, "running", "GetDeviceData")
+    counts = status.counts
+    assert (counts.total, counts.pending, counts.inSession, counts.succeeded, counts.failed) == (6, 3, 1, 1, 1)
+    assert counts.refused == counts.timedOut == counts.cancelled == 0
+    assert status.delivery.mode == "pull"
+
+
+def test_scheduled_job_reports_scheduled(client, server):
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    job = make_job(server.store, ["IMEI:1"], not_before=later)
+    status = client.service.GetJobStatus(jobId=job.job_id)
+    assert status.state == "scheduled"
+    assert abs(status.schedule.notBefore - later) < timedelta(seconds=1)
+
+
+def test_results_are_keyset_paged(client, server):
+    store = server.store
+    devices = [f"IMEI:{n:03d}" for n in range(25)]
+    job = make_job(store, devices)
+    for n, d in enumerate(devices):
+        finish(store, job.job_id, d, "succeeded" if n % 5 else "failed", 200 if n % 5 else 500, f"M{n}")
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = client.service.GetJobResults(jobId=job.job_id, pageSize=10, after=cursor)
+        pages += 1
+        seen.extend(page.results)
+        cursor = page.nextCursor
+        if cursor is None:
+            break
+    assert pages == 3
+    assert [r.deviceId for r in seen] == devices
+    first = seen[1]
+    assert (first.state, first.statusCode, first.items[0].uri, first.items[0].value) == \
+        ("succeeded", 200, "./DevInfo/Mod", "M1")
+    assert seen[0].state == "failed" and seen[0].statusCode == 500
+    failed = client.service.GetJobResults(jobId=job.job_id, states=["failed"])
+    assert [r.deviceId for r in failed.results] == devices[::5]
+
+
+def test_bad_cursor_and_page_size_are_client_faults(client, server):
+    job = make_job(server.store, ["IMEI:1"])
+    with pytest.raises(Fault) as info:
+        client.service.GetJobResults(jobId=job.job_id, after="garbage")
+    assert code(info.value) == "InvalidArgument"
+    with pytest.raises(Fault) as info:
+        client.service.GetJobResults(jobId=job.job_id, pageSize=0)
+    assert code(info.value) == "InvalidArgument"
+
+
+def test_list_jobs_newest_first_and_filtered(client, server):
+    store = server.store
+    jobs = [make_job(store, ["IMEI:1"]) for _ in range(3)]
+    store.create_job(Job(principal="anonymous", operation="SetDeviceData"), [], ["IMEI:1"])
+    listed = client.service.ListJobs(operation="GetDeviceData", pageSize=2)
+    assert [j.jobId for j in listed.jobs] == [jobs[2].job_id, jobs[1].job_id]
+    rest = client.service.ListJobs(operation="GetDeviceData", pageSize=2, after=listed.nextCursor)
+    assert [j.jobId for j in rest.jobs] == [jobs[0].job_id]
+    pending = client.service.ListJobs(states=["pending"])
+    assert len(pending.jobs) == 4
+
+
+def test_cancel_job_stops_pending_devices(client, server):
+    store = server.store
+    job = make_job(store, ["IMEI:1", "IMEI:2", "IMEI:3"])
+    finish(store, job.job_id, "IMEI:1", "succeeded", 200)
+    answer = client.service.CancelJob(jobId=job.job_id)
+    assert (answer.state, answer.cancelled) == ("cancelled", 2)
+    counts = client.service.GetJobStatus(jobId=job.job_id).counts
+    assert (counts.cancelled, counts.succeeded) == (2, 1)
+    with pytest.raises(Fault) as info:
+        client.service.CancelJob(jobId=job.job_id)
+    assert code(info.value) == "JobNotCancellable"
+
+
+def test_transaction_log_records_every_request(client, server):
+    with pytest.raises(Fault):
+        client.service.GetJobStatus(jobId="missing")
+    client.service.GetServiceInfo()
+    log = client.service.GetTransactionLog()
+    rows = [(e.operation, e.success, e.errorCode) for e in log.entries]
+    assert ("GetJobStatus", False, "UnknownJob") in rows and ("GetServiceInfo", True, None) in rows
+    failures = client.service.GetTransactionLog(success=False)
+    assert {e.operation for e in failures.entries} == {"GetJobStatus"}
+    by_job = client.service.GetTransactionLog(jobId="missing")
+    assert [e.operation for e in by_job.entries] == ["GetJobStatus"]
