@@ -521,7 +521,7 @@ class SimulatedDevice:
 
     def _client_cred(self) -> Cred | None:
         s = self._session
-        if s.authenticated or s.scheme == "hmac":
+        if s.scheme == "hmac":
             return None
         cl = self.client_credentials()
         secret = self._secret(cl.secret)
@@ -761,7 +761,7 @@ class SimulatedDevice:
             self._collect_alerts()
             while self.pending_alerts:
                 s.queue.append(self._alert_command(self.pending_alerts.pop(0)))
-        tail = []
+        tail = [Alert(data=AlertCode.NEXT_MESSAGE)] if streaming else []
         budget = s.server_max_msg_size
         placed = list(fixed)
 
