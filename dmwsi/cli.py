@@ -163,7 +163,8 @@ def cmd_sim(args):
             if args.once:
                 yield fleet.start_client_sessions()
                 summary = fleet.summary()
-                state["code"] = 0 if summary["ok"] == len(fleet.devices) else 1
+                # Drops and aborts are simulated behaviours; failures are not.
+                state["code"] = 1 if summary["failed"] or summary["timeouts"] or summary["http_errors"] else 0
                 reactor.stop()
         except Exception as e:
             console.print(f"[red]error: {e}[/red]")

@@ -22,6 +22,11 @@ class Services:
         self.dm_server = None     # set by the host
         self.wakeup = None
 
+    def notify_now(self, device, ui_mode):
+        """Send package 0 to one device now (safe from any thread)."""
+        if self.wakeup is not None and self.reactor is not None:
+            self.reactor.callFromThread(self.wakeup.notify_device, device, ui_mode)
+
     def work_queued(self):
         """A job was created: wake its devices now (safe from any thread)."""
         if self.wakeup is not None and self.reactor is not None:

@@ -4,7 +4,7 @@ import logging
 import re
 
 from dmwsi.dm.work import CommandSpec, DeviceAccount, WorkUnit
-from dmwsi.store.records import (TARGET_FAILED, TARGET_IN_SESSION, TARGET_PENDING, TARGET_SUCCEEDED,
+from dmwsi.store.records import (TARGET_FAILED, Command, TARGET_IN_SESSION, TARGET_PENDING, TARGET_SUCCEEDED,
                                  Device, LogEntry, ResultItem)
 
 log = logging.getLogger(__name__)
@@ -76,11 +76,13 @@ class StoreBackend:
     def claim_work(self, device_id):
         units = []
         for item in self.store.claim_targets(device_id):
+            own = (item.target.params or {}).get("commands")     # per-device parameters (bulk)
+            source = [Command(**c) for c in own] if own is not None else item.commands
             commands = [CommandSpec(
                 seq=c.seq, action=c.action, uri=c.uri, value=_text(c.value), format=c.format, type=c.type,
                 source_uri=c.source_uri,
                 correlator=correlator_for(item.job.job_id, c.seq) if c.action == "Exec" else None,
-            ) for c in item.commands]
+            ) for c in source]
             units.append(WorkUnit(job_id=item.job.job_id, commands=commands, atomic=item.job.atomic,
                                   customer_care=item.job.customer_care))
         return units
@@ -91,7 +93,9 @@ class StoreBackend:
         for o in outcomes:
             cmd = by_seq[o.seq]
             items.append(ResultItem(uri=cmd.uri, status_code=o.status, command_seq=o.seq))
-            items.extend(ResultItem(uri=r.uri, value=r.value, format=r.format, type=r.type,
+            # Result items always carry a Format (chr when the device left it
+            # out); the per-command status rows carry none: that tells them apart.
+            items.extend(ResultItem(uri=r.uri, value=r.value, format=r.format or "chr", type=r.type,
                                     status_code=o.status, command_seq=o.seq) for r in o.results)
         failed = [o for o in outcomes if not 200 <= o.status < 300]
         awaiting = [o for o in outcomes if o.status == ACCEPTED]
@@ -131,7 +135,7 @@ class StoreBackend:
                 code, ok = alert_succeeded(alert.data)
                 with self.store.transaction():
                     self.store.add_results(job_id, device_id, [ResultItem(
-                        uri=alert.source, value=alert.data, format=alert.format, type=alert.type,
+                        uri=alert.source, value=alert.data, format=alert.format or "chr", type=alert.type,
                         status_code=code, command_seq=seq)])
                     self.store.set_target_state(
                         job_id, device_id, TARGET_SUCCEEDED if ok else TARGET_FAILED, status_code=code,

@@ -58,11 +58,11 @@ class WakeUp:
             device = self.store.get_device(device_id)
             if device is None or not device.server_password:
                 continue
-            self.notified[device_id] = now
             budget -= 1
-            self.notify(device)
+            self.notify_device(device)
 
-    def notify(self, device, ui_mode=notification.UI_NOT_SPECIFIED):
+    def notify_device(self, device, ui_mode=notification.UI_NOT_SPECIFIED):
+        self.notified[device.device_id] = self.clock()
         package0 = notification.build(
             self.dm["server_id"], device.server_password, device.server_nonce or b"",
             random.randint(1, 0xFFFF), ui_mode=ui_mode, version=self.dm["notification_version"])

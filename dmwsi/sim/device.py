@@ -195,6 +195,7 @@ class _Session:
     lo_out: _OutgoingObject | None = None
     alerts_in_flight: dict = field(default_factory=dict)   # (msg id, cmd id) -> alert dict
     probe_header: SyncHdr | None = None                   # header used to measure messages
+    new_server_nonce: bytes | None = None                 # issued in the Chal being sent
 
 
 @dataclass(kw_only=True)
@@ -400,7 +401,11 @@ class SimulatedDevice:
             return self._end(OUTCOME_ABORTED, "server aborted the session")
 
         commands = [c for c in msg.body if not isinstance(c, (Status, Results))]
+        if msg.final and not commands and not s.queue and s.lo_out is None:
+            # §3.4: only Status(SyncHdr) would remain: the session is over.
+            return self._end(OUTCOME_OK, "completed")
         # 4. The server's credentials.
+        s.new_server_nonce = None
         code, chal = self._verify_server(msg, headers, body)
         header_status = None
         if not hdr.no_resp:
@@ -408,8 +413,6 @@ class SimulatedDevice:
                                    source_refs=[hdr.source], chal=chal, code=int(code))
         if code in (StatusCode.INVALID_CREDENTIALS, StatusCode.MISSING_CREDENTIALS):
             s.server_auth_failures += 1
-            if not commands:
-                return self._end(OUTCOME_FAILED, "server sent no valid credentials")
             if s.server_auth_failures > self.behaviour.max_server_auth_failures:
                 return self._end(OUTCOME_FAILED, "server authentication failed")
             for cmd in commands:
@@ -424,9 +427,6 @@ class SimulatedDevice:
             s.queue.extend(self._respond(cmd, hdr))
 
         streaming = not msg.final and not asked_next
-        if msg.final and not commands and not s.queue and s.lo_out is None:
-            # §3.4: only Status(SyncHdr) would remain: the session is over.
-            return self._end(OUTCOME_OK, "completed")
         return self._emit(header_status, server_final=msg.final or asked_next, streaming=streaming)
 
     def abort_session(self, reason: str = "aborted", outcome: str = OUTCOME_FAILED) -> None:
@@ -514,14 +514,15 @@ class SimulatedDevice:
         return StatusCode.OK, None
 
     def _new_server_chal(self, scheme: str) -> Chal:
-        """A fresh nonce for the server (SRVCRED AAuthData), sent in a Chal."""
+        """A fresh nonce for the server, sent in a Chal; it becomes SRVCRED
+        AAuthData when the message carrying it goes out (``_send``)."""
         nonce = auth.new_nonce()
-        store_nonce(self.tree, self.account_uri, SERVER_CREDENTIALS, nonce)
+        self._session.new_server_nonce = nonce
         return Chal(type=CRED_TYPE_BY_SCHEME[scheme], format="b64", next_nonce=auth.b64encode(nonce))
 
     def _client_cred(self) -> Cred | None:
         s = self._session
-        if s.scheme == "hmac":
+        if s.authenticated or s.scheme == "hmac":
             return None
         cl = self.client_credentials()
         secret = self._secret(cl.secret)
@@ -784,6 +785,11 @@ class SimulatedDevice:
                         placed.append(replace(candidate, items=candidate.items[:fit]))
                         s.queue[0] = replace(candidate, items=candidate.items[fit:])
                         break
+                    if len(placed) == len(fixed):
+                        # Even its first item does not fit: that one goes alone, chunked.
+                        s.queue[0:1] = [replace(candidate, items=candidate.items[:1]),
+                                        replace(candidate, items=candidate.items[1:])]
+                        continue
                 if len(placed) == len(fixed):
                     s.queue.pop(0)
                     if isinstance(candidate, Results) and len(candidate.items) == 1 and candidate.items[0].data:
@@ -866,6 +872,10 @@ class SimulatedDevice:
         s = self._session
         s.last_msg_id = str(next(s.msg_ids))
         s.probe_header = None
+        if s.new_server_nonce is not None:
+            if any(isinstance(c, Status) and c.cmd_ref == "0" and c.chal is not None for c in commands):
+                store_nonce(self.tree, self.account_uri, SERVER_CREDENTIALS, s.new_server_nonce)
+            s.new_server_nonce = None
         body_cmds = self._numbered(commands)
         for cmd in body_cmds:
             if isinstance(cmd, _OwedAlert):

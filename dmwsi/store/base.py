@@ -130,6 +130,11 @@ class Store(abc.ABC):
     def select_devices(self, clauses: Iterable[Clause]) -> list[str]:
         """Device ids matching every clause, sorted. SelectorError if invalid."""
 
+    @abc.abstractmethod
+    def known_device_ids(self, device_ids: Iterable[str]) -> set[str]:
+        """The subset of ``device_ids`` that are registered (one query per
+        batch, for bulk jobs naming many devices)."""
+
     # --- subscribers --------------------------------------------------------
     @abc.abstractmethod
     def upsert_subscriber(self, subscriber: Subscriber, *, now: datetime | None = None) -> Subscriber: ...

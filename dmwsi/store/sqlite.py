@@ -75,6 +75,10 @@ from dmwsi.store.records import (
 # --- value conversion ----------------------------------------------------------
 
 
+# Ids per IN (...) query: well under SQLite's default variable limit.
+_ID_BATCH = 900
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -478,6 +482,16 @@ class SQLiteStore(Store):
                 f"SELECT device_id FROM devices WHERE {where} ORDER BY device_id", params
             )
         ]
+
+    def known_device_ids(self, device_ids: Iterable[str]) -> set[str]:
+        ids = list(device_ids)
+        known: set[str] = set()
+        for start in range(0, len(ids), _ID_BATCH):
+            batch = ids[start:start + _ID_BATCH]
+            marks = ",".join("?" * len(batch))
+            known.update(r[0] for r in self._conn.execute(
+                f"SELECT device_id FROM devices WHERE device_id IN ({marks})", batch))
+        return known
 
     # --- subscribers ------------------------------------------------------------
 

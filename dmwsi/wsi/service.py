@@ -31,8 +31,14 @@ class Call:
     """What a handler gets besides the request: who asks, and the services."""
     operation: str
     principal: str
-    services: object          # dmwsi.wsi.handlers.Services
+    services: object          # dmwsi.services.Services
     spyne_ctx: object
+    roles: tuple = ()
+
+    @property
+    def customer_care(self):
+        """Sessions run for customer care are marked so (CC1)."""
+        return "customer-care" in self.roles
 
 
 def to_plain(value):
@@ -109,8 +115,9 @@ def _dispatcher(operation, field_names, output_models, handler_of):
         if handler is None:
             raise not_implemented(operation)
         request = {name: to_plain(v) for name, v in zip(field_names, args) if v is not None}
-        call = Call(operation=operation, principal=ctx.transport.req_env.get("dmwsi.principal", "anonymous"),
-                    services=ctx.app.dmwsi_services, spyne_ctx=ctx)
+        env = ctx.transport.req_env
+        call = Call(operation=operation, principal=env.get("dmwsi.principal", "anonymous"),
+                    services=ctx.app.dmwsi_services, spyne_ctx=ctx, roles=tuple(env.get("dmwsi.roles", ())))
         try:
             response = handler(call, request) or {}
         except Exception as e:  # anything but a DmwsiFault becomes InternalError

@@ -469,6 +469,30 @@ def test_large_results_are_chunked_to_server_max_msg_size():
     assert any(isinstance(c, Results) and c.cmd_ref == "4" for c in decode(request).body)
 
 
+def test_struct_data_list_with_a_big_leaf_is_split_then_chunked():
+    device = make_device()
+    device.tree.create_interior("./Ext/Logs")
+    device.tree.create_leaf("./Ext/Logs/Big", "L" * 5000)
+    device.tree.create_leaf("./Ext/Logs/Small", "s")
+    pkg1 = decode(device.open_session())
+    request = accept(device, pkg1, [Get(cmd_id="3", items=[Item(target="./Ext/Logs?list=StructData")])],
+                     max_msg_size=1800)
+    items, server_id = [], 2
+    while True:
+        assert len(request.body) <= 1800
+        msg = decode(request)
+        items += [it for c in msg.body if isinstance(c, Results) and c.cmd_ref == "3" for it in c.items]
+        if msg.final:
+            break
+        request = device.on_response(server_msg(device, server_id, [hdr_status(msg, 200),
+                                                                    Alert(cmd_id="2", data=1222)], final=False),
+                                     wbxml.DM_XML, {})
+        server_id += 1
+    big = [it for it in items if it.source == "./Ext/Logs/Big"]
+    assert len(big) >= 3 and big[0].meta.size == 5000 and "".join(it.data for it in big) == "L" * 5000
+    assert [it.source for it in items if it.source != "./Ext/Logs/Big"] == ["./Ext/Logs", "./Ext/Logs/Small"]
+
+
 def test_many_results_split_over_messages_without_chunking():
     device = make_device()
     pkg1 = decode(device.open_session())
@@ -825,3 +849,15 @@ def test_registration_request_fields(running_reactor):
     assert request["notificationUrl"] == "http://127.0.0.1:9090/notify/" + device_id.replace(":", "%3A")
     creds = read_app_auth(fleet.devices[device_id].tree, fleet.devices[device_id].account_uri, CLIENT_CREDENTIALS)
     assert creds.secret == client_pw
+
+
+def test_final_message_without_commands_ends_even_without_server_credentials():
+    device = make_device(require_server_auth=True)
+    store_nonce(device.tree, device.account_uri, SERVER_CREDENTIALS, b"kept")
+    pkg1 = decode(device.open_session())
+    wrong = Cred(type=AUTH_MD5, format="b64", data=auth.md5_encode("dmwsi", "nope", b"kept"))
+    end = device.on_response(server_msg(device, 1, [hdr_status(pkg1, 212)] + acks(pkg1), cred=wrong),
+                             wbxml.DM_XML, {})
+    assert end is None and device.last_outcome == OUTCOME_OK
+    # no answer went out, so no new nonce was issued
+    assert read_app_auth(device.tree, device.account_uri, SERVER_CREDENTIALS).nonce == b"kept"

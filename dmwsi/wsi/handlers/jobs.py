@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 from dmwsi.store import records
 from dmwsi.wsi.faults import DmwsiFault
 from dmwsi.wsi.handlers.common import job_or_fault, page_size, store_errors
+from dmwsi.wsi.handlers.results import device_result
 
 JOB_SCHEDULED = "scheduled"    # a pending job whose window has not opened: derived, not stored
 
@@ -30,22 +31,6 @@ def job_info(store, job):
     return info
 
 
-def device_result(result):
-    """A store DeviceResult -> contract DeviceResult."""
-    out = {
-        "jobId": result.job_id, "deviceId": result.device_id, "state": result.state,
-        "statusCode": result.status_code, "errorCode": result.error_code,
-        "message": result.message or result.refused_reason, "completedAt": result.finished_at,
-        "items": [{"uri": i.uri, "value": _text(i.value), "format": i.format, "type": i.type}
-                  for i in result.items if i.uri is not None],
-    }
-    return {k: v for k, v in out.items() if v is not None}
-
-
-def _text(value):
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
 def get_job_status(call, request):
     store = call.services.store
     return {"job": job_info(store, job_or_fault(store, request["jobId"]))}
@@ -60,7 +45,9 @@ def get_job_results(call, request):
             job.job_id, after=request.get("after"), limit=page_size(request), states=states,
             include_unfinished=bool(set(states or ()) & set(records.TARGET_OPEN_STATES)),
             unacknowledged_by=call.principal if request.get("unacknowledgedOnly") else None)
-    return {"jobId": job.job_id, "state": job_state(job), "results": [device_result(r) for r in rows],
+    commands = store.job_commands(job.job_id)
+    results = [device_result(store, job, r, commands) for r in rows]
+    return {"jobId": job.job_id, "state": job_state(job), "results": results,
             "nextCursor": cursor}
 
 

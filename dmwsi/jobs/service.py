@@ -1,0 +1,117 @@
+"""Creating jobs: the one path every device-reaching operation takes.
+
+A handler describes what it wants (operation, target devices, commands,
+options); ``submit`` applies idempotency on the caller's jobId, refuses
+unknown devices per device (they appear in the results with the reason),
+writes the job in one transaction and wakes the devices. ``wait`` gives the
+optional synchronous answer for single-device calls (OES10).
+"""
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from dmwsi.store.base import DuplicateJob
+from dmwsi.store.records import (DELIVERY_PULL, TARGET_OPEN_STATES, TARGET_REFUSED, Command, Job,
+                                 JobTarget)
+from dmwsi.wsi.faults import DmwsiFault
+
+UNKNOWN_DEVICE = "unknown device"
+WAIT_POLL_SECONDS = 0.05
+
+
+@dataclass
+class JobRequest:
+    principal: str
+    operation: str
+    devices: list                       # device ids, in the caller's order
+    commands: list = field(default_factory=list)      # store Command records
+    per_device: dict = field(default_factory=dict)    # device id -> [Command] overriding ``commands``
+    refused: dict = field(default_factory=dict)       # device id -> reason (policy, unknown...)
+    client_job_id: str | None = None
+    delivery_mode: str = DELIVERY_PULL
+    callback_url: str | None = None
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    concurrency: int | None = None
+    atomic: bool = False
+    customer_care: bool = False
+    params: dict = field(default_factory=dict)        # what the handler needs to shape results
+
+
+def submit(services, request: JobRequest):
+    """Create the job (or return the caller's existing one); returns the Job."""
+    store = services.store
+    if request.client_job_id:
+        existing = store.find_job_by_client_id(request.principal, request.client_job_id)
+        if existing is not None:
+            return _same_request_or_fault(existing, request)
+    if request.concurrency is not None and request.concurrency < 1:
+        raise DmwsiFault("InvalidArgument", "concurrency must be at least 1", element="concurrency")
+    if request.not_before and request.not_after and request.not_after <= request.not_before:
+        raise DmwsiFault("InvalidArgument", "schedule notAfter must be later than notBefore", element="schedule")
+    if not request.devices:
+        raise DmwsiFault("InvalidArgument", "the request names no device", element="device")
+
+    known = store.known_device_ids(request.devices)
+    targets, seen = [], set()
+    for device_id in request.devices:
+        if device_id in seen:
+            continue
+        seen.add(device_id)
+        reason = request.refused.get(device_id) or (None if device_id in known else UNKNOWN_DEVICE)
+        params = None
+        if device_id in request.per_device:
+            params = {"commands": [_command_dict(c) for c in request.per_device[device_id]]}
+        targets.append(JobTarget(device_id=device_id, state=TARGET_REFUSED if reason else "pending",
+                                 refused_reason=reason, params=params))
+    # Work not done by notAfter (or within the default expiry) times out.
+    start = max(datetime.now(timezone.utc), request.not_before or datetime.min.replace(tzinfo=timezone.utc))
+    expires_at = request.not_after or start + timedelta(seconds=services.config["jobs"]["default_expiry"])
+    job = Job(
+        principal=request.principal, operation=request.operation, client_job_id=request.client_job_id,
+        not_before=request.not_before, not_after=request.not_after,
+        expires_at=expires_at,
+        concurrency=request.concurrency, atomic=request.atomic, delivery_mode=request.delivery_mode,
+        callback_url=request.callback_url, customer_care=request.customer_care,
+        params={"request": request.params, "devices": len(targets)},
+    )
+    try:
+        job = store.create_job(job, request.commands, targets)
+    except DuplicateJob as e:        # a concurrent retry won the race
+        return _same_request_or_fault(store.get_job(e.job_id), request)
+    services.work_queued()
+    return job
+
+
+def _same_request_or_fault(existing, request):
+    """An idempotent retry returns the existing job; a different request
+    reusing the jobId is the caller's mistake."""
+    if existing.operation != request.operation or existing.params.get("devices") != len(set(request.devices)):
+        raise DmwsiFault("DuplicateJob", f"jobId {request.client_job_id!r} is already used by another "
+                         f"{existing.operation} request", element="jobId")
+    return existing
+
+
+def _command_dict(command):
+    return {k: v for k, v in vars(command).items() if v is not None and k not in ("job_id",)}
+
+
+def wait(services, job_id, device_id, timeout):
+    """Block (in a SOAP worker thread) until the device's part of the job is
+    finished or ``timeout`` seconds pass; True if it finished."""
+    deadline = time.monotonic() + max(0, min(timeout, services.config["jobs"]["max_sync_wait"]))
+    while True:
+        target = services.store.get_target(job_id, device_id)
+        if target is None or target.state not in TARGET_OPEN_STATES:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(WAIT_POLL_SECONDS)
+
+
+def commands_from(request_commands):
+    """Contract Command dicts -> store Command records, numbered 1.."""
+    return [Command(action=c["action"], uri=c["uri"], value=c.get("value"), format=c.get("format"),
+                    type=c.get("type"), source_uri=c.get("sourceUri"), correlator=c.get("correlator"),
+                    seq=n)
+            for n, c in enumerate(request_commands, 1)]
