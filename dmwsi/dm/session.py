@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 COMMAND_TYPES = {"Add": Add, "Replace": Replace, "Delete": Delete, "Get": Get, "Exec": Exec, "Copy": Copy}
 SCHEME_TYPES = {"basic": AUTH_BASIC, "md5": AUTH_MD5, "hmac": AUTH_MAC}
+# Bytes kept free under the device's MaxMsgSize: WBXML/XML encoding
+# differences and the message id growing by a digit never push us over.
+SIZE_MARGIN = 256
 NOT_EXECUTED = {0, codes.StatusCode.NOT_EXECUTED, 401, 407}   # device refused before running
 DEVICE_MAY_SEND = ("Alert", "Replace", "Results", "Status")
 
@@ -137,7 +140,7 @@ class Session:
             return self._reply(statuses, [], final=True)
 
         if self.chunk is not None or (self.outgoing and (next_message_asked or msg.final)):
-            return self._reply(statuses, *self._next_part())
+            return self._reply(statuses, *self._next_part(statuses))
         if not msg.final:
             # §4: the device is still sending its package; ask for the next message.
             return self._reply(statuses, [self._alert(codes.AlertCode.NEXT_MESSAGE)], final=False)
@@ -145,7 +148,7 @@ class Session:
         if not self.work_claimed or all(u.done() for u in self.units):
             self._claim_more()
         if self.outgoing:
-            return self._reply(statuses, *self._next_part())
+            return self._reply(statuses, *self._next_part(statuses))
         # Nothing more to do: statuses and Final end the session (§3.4).
         self._end("completed")
         return self._reply(statuses, [], final=True)
@@ -281,7 +284,8 @@ class Session:
             elif status.code == codes.StatusCode.AUTH_ACCEPTED:
                 self.server_authenticated = True
             return
-        sent = self.sent.pop((status.msg_ref, status.cmd_ref), None)
+        # Kept (not popped): the Results for a Get follow its Status (§3.3).
+        sent = self.sent.get((status.msg_ref, status.cmd_ref))
         if sent is None or sent.seq is None:
             return                       # unknown reference or an Atomic wrapper
         state = self.units[sent.unit_index]
@@ -383,27 +387,27 @@ class Session:
 
     # ---- building replies ------------------------------------------------------
 
-    def _next_part(self):
+    def _next_part(self, statuses):
         """Commands for the next server message: as many whole commands as
         fit the device's MaxMsgSize; one that cannot fit alone goes out as a
         large object, chunk by chunk (§4, §5). Returns (outs, final)."""
         if self.chunk is not None:
             return self._next_chunk()
-        budget = self.device_max_msg_size
+        budget = self.device_max_msg_size - SIZE_MARGIN
         placed = []
         while self.outgoing:
-            if self._size(placed + self.outgoing[:1]) <= budget:
+            if self._size(statuses, placed + self.outgoing[:1]) <= budget:
                 placed.append(self.outgoing.pop(0))
                 continue
             if placed:
                 break
             out = self.outgoing.pop(0)
-            chunked = self._start_chunk(out, budget)
+            chunked = self._start_chunk(out, statuses, budget)
             if chunked is not None:
                 return chunked
         return placed, not self.outgoing and self.chunk is None
 
-    def _start_chunk(self, out, budget):
+    def _start_chunk(self, out, statuses, budget):
         command = out.command
         item = command.items[0] if out.seq is not None and command.items else None
         if item is None or not item.data:
@@ -411,7 +415,7 @@ class Session:
         if self.device_max_obj_size and len(item.data) > self.device_max_obj_size:
             return self._fail_unsendable(out, codes.StatusCode.REQUESTED_SIZE_TOO_BIG)
         empty = replace(out, command=replace(command, items=[replace(item, data="", meta=item.meta or Meta(size=len(item.data)))]))
-        room = budget - self._size([empty]) - 32 - len(str(len(item.data)))
+        room = budget - self._size(statuses, [empty]) - 32 - len(str(len(item.data)))
         if room < 64:
             return self._fail_unsendable(out, codes.StatusCode.REQUEST_ENTITY_TOO_LARGE)
         chunks = [item.data[i:i + room] for i in range(0, len(item.data), room)]
@@ -438,8 +442,8 @@ class Session:
             state.outcomes[seq].status = int(code)
         return None
 
-    def _size(self, outs):
-        return len(serialize(self._message([], outs, final=True)))
+    def _size(self, statuses, outs):
+        return len(serialize(self._message(statuses, outs, final=True)))
 
     def _reply(self, statuses, outs, final):
         msg = self._message(statuses, outs, final, register=True)

@@ -106,9 +106,11 @@ class StoreBackend:
                 self.store.set_target_state(unit.job_id, device_id, TARGET_FAILED, status_code=worst,
                                             message=f"command {failed[0].seq} failed with status {worst}")
             elif awaiting:
-                # Exec accepted: the outcome comes later in a Generic Alert (§12.3).
-                self.store.set_target_state(unit.job_id, device_id, TARGET_IN_SESSION, status_code=ACCEPTED,
-                                            message=AWAITING_ALERT)
+                # Exec accepted: the outcome comes in a Generic Alert (§12.3), unless
+                # it already came earlier in this same session.
+                if self.store.get_target(unit.job_id, device_id).state == TARGET_IN_SESSION:
+                        self.store.set_target_state(unit.job_id, device_id, TARGET_IN_SESSION,
+                                                status_code=ACCEPTED, message=AWAITING_ALERT)
             else:
                 self.store.set_target_state(unit.job_id, device_id, TARGET_SUCCEEDED, status_code=200)
             self._log(unit, device_id, not failed, f"{len(outcomes)} command(s), status {worst}")

@@ -392,7 +392,8 @@ def build_ext(tree: DMTree, profile: DeviceProfile) -> str:
     """Vendor area with values the simulator updates via ``tree.set_value``.
     ``./Ext/Private`` withholds Get from the DM server (ACL test target)."""
     server_id = profile.server_id
-    tree.create_interior(EXT_URI, type=MO_SIMULATOR_EXT, acl=full_rights_acl(server_id))
+    # Growable: servers may add their own vendor configuration here.
+    tree.create_interior(EXT_URI, type=MO_SIMULATOR_EXT, acl=full_rights_acl(server_id), access=GROWABLE)
     for group in ("Battery", "Memory", "Radio"):
         tree.create_interior(f"{EXT_URI}/{group}")
     tree.create_leaf(EXT_BATTERY_LEVEL_URI, str(profile.battery_level), format="int")

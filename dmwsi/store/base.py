@@ -291,7 +291,24 @@ class Store(abc.ABC):
         job_id: str | None = None,
         delivery_id: str | None = None,
         now: datetime | None = None,
-    ) -> str: ...
+        stream: str | None = None,
+        sequence: int | None = None,
+    ) -> str:
+        """Queue a push, due now; returns its delivery id. ``stream`` and
+        ``sequence`` (both or neither) number the push in its stream (see
+        next_push_sequence); a used (stream, sequence) -> ConflictError."""
+
+    @abc.abstractmethod
+    def next_push_sequence(self, stream: str) -> int:
+        """1 + the highest sequence enqueued on ``stream`` (1 for a new one).
+        Call it and enqueue_push in one transaction(): the number is taken
+        only by enqueueing a push with it, and the transaction makes the
+        read and the write one atomic step."""
+
+    @abc.abstractmethod
+    def pending_push_count(self, stream: str, *, below_sequence: int | None = None) -> int:
+        """Pushes of ``stream`` neither delivered nor abandoned (only those
+        numbered below ``below_sequence`` when given)."""
 
     @abc.abstractmethod
     def due_pushes(self, now: datetime | None = None, limit: int = 100) -> list[OutboxPush]: ...

@@ -251,10 +251,18 @@ ALTER TABLE transaction_log ADD COLUMN billing_account TEXT;
 ALTER TABLE transaction_log ADD COLUMN billing_units INTEGER;
 """
 
+V4_PUSH_SEQUENCE = """
+ALTER TABLE outbox ADD COLUMN stream TEXT;
+ALTER TABLE outbox ADD COLUMN sequence INTEGER
+    CHECK (sequence IS NULL OR (sequence > 0 AND stream IS NOT NULL));
+CREATE UNIQUE INDEX outbox_stream_sequence ON outbox(stream, sequence) WHERE stream IS NOT NULL;
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "core: devices, subscribers, groups, jobs, results, transaction log", _script(V1_CORE)),
     Migration(2, "result delivery: acknowledgements, outbox, event subscriptions", _script(V2_DELIVERY)),
     Migration(3, "device alias (OES6), customer-care flag, billing fields", _script(V3_ALIAS_CARE_BILLING)),
+    Migration(4, "push outbox: per-stream (per-job) sequence numbers", _script(V4_PUSH_SEQUENCE)),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -226,6 +226,11 @@ class OutboxPush:
     next_attempt_at: datetime | None = None
     delivered_at: datetime | None = None
     last_error: str | None = None
+    #: Per-stream push counter (OES4): ``stream`` is what the counter counts
+    #: (the push's jobId), ``sequence`` 1, 2, ... in enqueue order; both None
+    #: for an unsequenced push.
+    stream: str | None = None
+    sequence: int | None = None
 
 
 @dataclass

@@ -1097,16 +1097,41 @@ class SQLiteStore(Store):
         job_id: str | None = None,
         delivery_id: str | None = None,
         now: datetime | None = None,
+        stream: str | None = None,
+        sequence: int | None = None,
     ) -> str:
+        if (stream is None) != (sequence is None):
+            raise TypeError("enqueue_push takes both stream and sequence, or neither")
+        if sequence is not None and (not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 1):
+            raise ValueError("sequence must be a positive integer")
         now_s = _ts(now or _utcnow())
         delivery_id = delivery_id or _new_id()
         with self.transaction():
             self._conn.execute(
                 "INSERT INTO outbox (delivery_id, job_id, principal, callback_url, operation, payload, "
-                "attempts, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
-                (delivery_id, job_id, principal, callback_url, operation, _json(payload), now_s, now_s),
+                "attempts, created_at, next_attempt_at, stream, sequence) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+                (delivery_id, job_id, principal, callback_url, operation, _json(payload), now_s, now_s,
+                 stream, sequence),
             )
         return delivery_id
+
+    def next_push_sequence(self, stream: str) -> int:
+        # One probe of the (stream, sequence) unique index.
+        row = self._one(
+            "SELECT coalesce(max(sequence), 0) + 1 FROM outbox WHERE stream = ?", (stream,)
+        )
+        return row[0]
+
+    def pending_push_count(self, stream: str, *, below_sequence: int | None = None) -> int:
+        sql = (
+            "SELECT count(*) FROM outbox WHERE stream = ? AND delivered_at IS NULL "
+            "AND next_attempt_at IS NOT NULL"
+        )
+        params: list[Any] = [stream]
+        if below_sequence is not None:
+            sql += " AND sequence < ?"
+            params.append(below_sequence)
+        return self._one(sql, params)[0]
 
     def due_pushes(self, now: datetime | None = None, limit: int = 100) -> list[OutboxPush]:
         _check_limit(limit)

@@ -113,3 +113,42 @@ def test_subscriptions_for_event_match_device_selection(store, devices):
     store.upsert_device(Device("dev-a", man="Other", fwv="3"))
     assert ids("dev-a") == {by_id.subscription_id, by_dyn.subscription_id, by_sel.subscription_id,
                             everyone.subscription_id}
+
+
+def test_push_sequence_per_stream(store):
+    """next_push_sequence + enqueue_push in one transaction number a stream 1, 2, ..."""
+    a = store.create_job(Job("op", "x", delivery_mode="each", callback_url="https://cb"), [], ["d1"])
+    assert store.next_push_sequence(a.job_id) == 1
+    ids = []
+    for stream in (a.job_id, "sub-1", a.job_id, a.job_id, "sub-1"):
+        with store.transaction():
+            seq = store.next_push_sequence(stream)
+            ids.append(store.enqueue_push("op", "https://cb", "X", {"sequence": seq}, stream=stream, sequence=seq))
+    assert [(p.stream, p.sequence) for p in map(store.get_push, ids)] == [
+        (a.job_id, 1), ("sub-1", 1), (a.job_id, 2), (a.job_id, 3), ("sub-1", 2)]
+    assert store.next_push_sequence(a.job_id) == 4 and store.next_push_sequence("other") == 1
+    # A number is used once per stream; a rolled-back enqueue frees it again.
+    with pytest.raises(ConflictError):
+        store.enqueue_push("op", "https://cb", "X", {}, stream=a.job_id, sequence=2)
+    with pytest.raises(RuntimeError), store.transaction():
+        store.enqueue_push("op", "https://cb", "X", {}, stream=a.job_id, sequence=4)
+        raise RuntimeError("rollback")
+    assert store.next_push_sequence(a.job_id) == 4
+    with pytest.raises(TypeError):
+        store.enqueue_push("op", "https://cb", "X", {}, stream=a.job_id)
+    with pytest.raises(ValueError):
+        store.enqueue_push("op", "https://cb", "X", {}, stream=a.job_id, sequence=0)
+    assert store.get_push(store.enqueue_push("op", "https://cb", "X", {})).sequence is None
+
+
+def test_pending_push_count(store):
+    ids = [store.enqueue_push("op", "https://cb", "X", {}, stream="s", sequence=n, now=at(0)) for n in (1, 2, 3)]
+    store.enqueue_push("op", "https://cb", "X", {}, stream="t", sequence=1, now=at(0))
+    assert store.pending_push_count("s") == 3
+    assert store.pending_push_count("s", below_sequence=3) == 2
+    store.mark_failed(ids[0], "refused", at(5))           # retrying: still pending
+    assert store.pending_push_count("s", below_sequence=3) == 2
+    store.mark_delivered(ids[0], now=at(6))
+    store.mark_failed(ids[1], "giving up", None)          # abandoned: settled
+    assert store.pending_push_count("s", below_sequence=3) == 0
+    assert store.pending_push_count("s") == 1 and store.pending_push_count("nope") == 0

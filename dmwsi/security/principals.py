@@ -1,0 +1,168 @@
+"""Principals: who may call the SOAP interface, read from the policy file
+(``conf/policy.toml``, ``[principals.<name>]`` tables).
+
+This module only knows what authentication needs: how a principal proves who
+it is (certificate subject or pinned certificate, UsernameToken credentials)
+and the per-principal message-security options. Other keys in a principal's
+table and other top-level tables (roles, permissions, scopes) are kept in
+``Principal.extra`` / ``Policy.raw`` for the authorization layer.
+"""
+import hashlib
+import logging
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+
+log = logging.getLogger(__name__)
+
+ANONYMOUS = "anonymous"
+
+KNOWN_KEYS = {"roles", "certificate_subject", "certificate_file", "certificate_sha256", "username",
+              "password", "password_env", "sign_responses", "require_signature", "encrypt_responses"}
+
+
+class PolicyError(ValueError):
+    pass
+
+
+def normalize_subject(name):
+    """A distinguished name (RFC 4514 string or x509.Name) -> comparable tuple."""
+    if isinstance(name, str):
+        try:
+            name = x509.Name.from_rfc4514_string(name)
+        except ValueError as e:
+            raise PolicyError(f"not a distinguished name: {name!r} ({e})")
+    return tuple(tuple(sorted((a.oid.dotted_string, str(a.value)) for a in rdn)) for rdn in name.rdns)
+
+
+@dataclass
+class Principal:
+    name: str
+    roles: tuple = ()
+    certificate_subject: str | None = None
+    pinned_sha256: frozenset = frozenset()   # SHA-256 of DER certificates pinned for this principal
+    username: str | None = None
+    password: str | None = None
+    sign_responses: bool = False
+    require_signature: bool = False
+    encrypt_responses: bool = False
+    certificate_der: bytes | None = None     # the pinned certificate itself (encryption recipient)
+    extra: dict = field(default_factory=dict)
+
+
+class Policy:
+    """The principals of one policy file, indexed for authentication."""
+
+    def __init__(self, principals, raw=None):
+        self.principals = {p.name: p for p in principals}
+        self.raw = raw or {}
+        self._by_subject, self._by_username, self._by_pin = {}, {}, {}
+        for p in principals:
+            if p.certificate_subject:
+                self._index(self._by_subject, normalize_subject(p.certificate_subject), p, "certificate_subject")
+            if p.username:
+                self._index(self._by_username, p.username, p, "username")
+            for pin in p.pinned_sha256:
+                self._index(self._by_pin, pin, p, "pinned certificate")
+
+    @staticmethod
+    def _index(index, key, principal, what):
+        if key in index:
+            raise PolicyError(f"principals {index[key].name!r} and {principal.name!r} share a {what}")
+        index[key] = principal
+
+    def get(self, name):
+        return self.principals.get(name)
+
+    def by_username(self, username):
+        return self._by_username.get(username)
+
+    def by_certificate(self, cert):
+        """The principal a certificate (cryptography x509.Certificate) identifies, or None.
+
+        A pinned certificate wins; otherwise the subject must match exactly.
+        """
+        from cryptography.hazmat.primitives.serialization import Encoding
+        pin = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+        if pin in self._by_pin:
+            return self._by_pin[pin]
+        return self._by_subject.get(normalize_subject(cert.subject))
+
+    def is_pinned(self, cert):
+        from cryptography.hazmat.primitives.serialization import Encoding
+        return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest() in self._by_pin
+
+
+def _certificate(path, base_dir):
+    path = Path(path)
+    if not path.is_absolute():
+        path = base_dir / path
+    data = path.read_bytes()
+    cert = x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data else x509.load_der_x509_certificate(data)
+    from cryptography.hazmat.primitives.serialization import Encoding
+    return cert.public_bytes(Encoding.DER)
+
+
+def _principal(name, table, base_dir, environ):
+    if name == ANONYMOUS:
+        raise PolicyError(f"{ANONYMOUS!r} is reserved for unauthenticated callers")
+    if not isinstance(table, dict):
+        raise PolicyError(f"[principals.{name}] must be a table")
+
+    def get(key, kind, default=None):
+        value = table.get(key, default)
+        if value is not None and not isinstance(value, kind):
+            raise PolicyError(f"principals.{name}.{key}: expected {kind.__name__}, got {value!r}")
+        return value
+
+    roles = get("roles", list, [])
+    if not all(isinstance(r, str) for r in roles):
+        raise PolicyError(f"principals.{name}.roles: expected a list of strings")
+    subject = get("certificate_subject", str)
+    if subject:
+        normalize_subject(subject)   # fail at load time on a malformed DN
+    pins, der = set(), None
+    if get("certificate_file", str):
+        der = _certificate(table["certificate_file"], base_dir)
+        pins.add(hashlib.sha256(der).hexdigest())
+    if get("certificate_sha256", str):
+        pins.add(table["certificate_sha256"].replace(":", "").lower())
+    password = get("password", str)
+    if get("password_env", str):
+        password = environ.get(table["password_env"], password)
+        if password is None:
+            log.warning("principal %s: environment variable %s is not set; UsernameToken disabled",
+                        name, table["password_env"])
+    username = get("username", str)
+    if password and not username:
+        username = name
+    return Principal(
+        name=name, roles=tuple(roles), certificate_subject=subject, pinned_sha256=frozenset(pins),
+        username=username if password else None, password=password or None,
+        sign_responses=bool(get("sign_responses", bool, False)),
+        require_signature=bool(get("require_signature", bool, False)),
+        encrypt_responses=bool(get("encrypt_responses", bool, False)),
+        certificate_der=der,
+        extra={k: v for k, v in table.items() if k not in KNOWN_KEYS})
+
+
+def load_policy(path, environ=None):
+    """Read the principals of a policy file -> Policy (PolicyError if malformed)."""
+    environ = os.environ if environ is None else environ
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise PolicyError(f"cannot read policy file {path}: {e}")
+    tables = raw.get("principals", {})
+    if not isinstance(tables, dict):
+        raise PolicyError("[principals] must be a table of tables")
+    try:
+        principals = [_principal(name, table, path.parent, environ) for name, table in tables.items()]
+    except OSError as e:
+        raise PolicyError(f"{path}: {e}")
+    return Policy(principals, raw)
