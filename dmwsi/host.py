@@ -10,14 +10,14 @@ import logging
 from twisted.internet import reactor as default_reactor
 from twisted.python.threadpool import ThreadPool
 from twisted.web import resource, server, static
-from twisted.web.wsgi import WSGIResource
 
-from dmwsi import tls
 from dmwsi.dm.notify import make_notifier
 from dmwsi.dm.server import DMResource, DMServer
 from dmwsi.dm.session import SessionPolicy
 from dmwsi.jobs.backend import StoreBackend
 from dmwsi.jobs.wakeup import WakeUp
+from dmwsi.notify.sender import PushSender
+from dmwsi.security import mtls, secure_soap_app
 from dmwsi.services import Services
 from dmwsi.wsi.handlers import HANDLERS
 from dmwsi.wsi.service import build_soap_app
@@ -40,9 +40,12 @@ class Server:
         self.services = Services.open(self.config, self.reactor)
         self.threadpool = ThreadPool(minthreads=1, maxthreads=cfg["soap_threads"], name="soap")
         soap_app = build_soap_app(self.services, HANDLERS, cfg["max_request_bytes"])
+        # Authentication of every request, before spyne (dmwsi/security).
+        soap_app = secure_soap_app(soap_app, self.config, self.services)
         self.dm_resource = DMResource(self._build_dm(), self.reactor)
         root = resource.Resource()
-        root.putChild(cfg["soap_path"].encode(), WSGIResource(self.reactor, self.threadpool, soap_app))
+        root.putChild(cfg["soap_path"].encode(),
+                      mtls.PeerCertificateWSGIResource(self.reactor, self.threadpool, soap_app))
         root.putChild(cfg["dm_path"].encode(), self.dm_resource)
         download_dir = self.config.data_dir / "download"
         download_dir.mkdir(parents=True, exist_ok=True)
@@ -56,7 +59,7 @@ class Server:
             server_max_msg_size=dm["max_msg_size"], send_server_cred=dm["send_server_cred"])
         backend = StoreBackend(self.services.store, self.config)
         dm_server = DMServer(backend, policy, session_timeout=dm["session_timeout"])
-        self.notifier = make_notifier(dm["notifier"], self.reactor)
+        self.notifier = make_notifier(dm["notifier"], self.reactor, dm["notification_concurrency"])
         self.services.dm_server = dm_server
         self.services.wakeup = WakeUp(self.services.store, dm_server, self.notifier, self.config, self.reactor)
         return dm_server
@@ -71,7 +74,7 @@ class Server:
             port = self.reactor.listenTCP(cfg["http_port"], site, interface=cfg["host"])
             self.ports["http"] = port
         if cfg["https_port"] >= 0:
-            context = tls.server_context(self.config)
+            context = mtls.server_context(self.config)   # TLS 1.2+, client certificates if configured
             port = self.reactor.listenSSL(cfg["https_port"], site, context, interface=cfg["host"])
             self.ports["https"] = port
         for name, port in self.ports.items():
@@ -81,6 +84,9 @@ class Server:
             self.services.dm_server.policy.server_uri = self.url(next(iter(self.ports)), "dm")
         self.dm_resource.start()
         self.services.wakeup.start()
+        # Push delivery (OES4): sends the outbox to consumers' callbacks.
+        self.services.pusher = PushSender.from_config(self.services.store, self.config, self.reactor)
+        self.services.pusher.start()
         return {name: port.getHost().port for name, port in self.ports.items()}
 
     def url(self, scheme="http", path="soap"):
@@ -97,6 +103,8 @@ class Server:
             self.dm_resource.stop()
             if hasattr(self.notifier, "close"):
                 stops.append(self.notifier.close())
+            if self.services.pusher is not None:
+                stops.append(self.services.pusher.stop())   # waits for in-flight pushes
 
         def finish(_):
             if self.threadpool is not None:

@@ -21,6 +21,9 @@ class Services:
         self.handlers = {}
         self.dm_server = None     # set by the host
         self.wakeup = None
+        #: dmwsi.notify.sender.PushSender (set by the host); call
+        #: ``pusher.kick()`` after committing pushes to send them at once.
+        self.pusher = None
 
     def notify_now(self, device, ui_mode):
         """Send package 0 to one device now (safe from any thread)."""

@@ -57,12 +57,14 @@ def server_key_pair(config):
     return key_path, cert_path
 
 
-def server_context(config):
-    """Twisted TLS options for the HTTPS listener: TLS 1.2 or newer only."""
+def server_context(config, **options):
+    """Twisted TLS options for the HTTPS listener: TLS 1.2 or newer only.
+
+    ``options`` go to CertificateOptions (client verification: dmwsi.security.mtls)."""
     from OpenSSL import crypto
     from twisted.internet.ssl import CertificateOptions, TLSVersion
     key_path, cert_path = server_key_pair(config)
     return CertificateOptions(
         privateKey=crypto.load_privatekey(crypto.FILETYPE_PEM, key_path.read_bytes()),
         certificate=crypto.load_certificate(crypto.FILETYPE_PEM, cert_path.read_bytes()),
-        raiseMinimumTo=TLSVersion.TLSv1_2)
+        raiseMinimumTo=TLSVersion.TLSv1_2, **options)

@@ -27,15 +27,21 @@ class LogNotifier:
 
 
 class HttpNotifier:
-    """POST package 0 to the device's notification URL."""
+    """POST package 0 to the device's notification URL, a bounded number at
+    a time: a burst of thousands of connections would overflow the peer's
+    listen backlog and stall in TCP retransmits."""
 
-    def __init__(self, reactor, timeout=10):
+    def __init__(self, reactor, timeout=10, concurrency=32):
         self.pool = HTTPConnectionPool(reactor, persistent=True)
-        self.pool.maxPersistentPerHost = 8
+        self.pool.maxPersistentPerHost = concurrency
         self.agent = Agent(reactor, pool=self.pool, connectTimeout=timeout)
+        self.slots = defer.DeferredSemaphore(concurrency)
+
+    def send(self, device, package0):
+        return self.slots.run(self._post, device, package0)
 
     @defer.inlineCallbacks
-    def send(self, device, package0):
+    def _post(self, device, package0):
         if not device.notification_url:
             raise NotificationFailed(f"{device.device_id} has no notification URL")
         response = yield self.agent.request(
@@ -50,9 +56,9 @@ class HttpNotifier:
         return self.pool.closeCachedConnections()
 
 
-def make_notifier(kind, reactor):
+def make_notifier(kind, reactor, concurrency=32):
     if kind == "http":
-        return HttpNotifier(reactor)
+        return HttpNotifier(reactor, concurrency=concurrency)
     if kind == "log":
         return LogNotifier()
     raise ValueError(f"unknown notifier {kind!r} (expected 'http' or 'log')")

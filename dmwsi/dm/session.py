@@ -190,7 +190,7 @@ class Session:
         nonce = auth.new_nonce()
         self.backend.save_nonces(self.device_id, client_nonce=nonce)
         acct.client_nonce = nonce
-        missing = hdr.cred is None and hmac_header is None
+        missing = (hdr.cred is None or not hdr.cred.data) and hmac_header is None   # empty Cred = none
         code = codes.StatusCode.MISSING_CREDENTIALS if missing else codes.StatusCode.INVALID_CREDENTIALS
         return self._hdr_status(hdr, code, chal=self._chal(expected, nonce))
 

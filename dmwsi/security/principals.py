@@ -107,10 +107,11 @@ def _certificate(path, base_dir):
 
 
 def _principal(name, table, base_dir, environ):
-    if name == ANONYMOUS:
-        raise PolicyError(f"{ANONYMOUS!r} is reserved for unauthenticated callers")
     if not isinstance(table, dict):
         raise PolicyError(f"[principals.{name}] must be a table")
+    if name == ANONYMOUS and set(table) & (KNOWN_KEYS - {"roles"}):
+        # [principals.anonymous] may give unauthenticated callers roles, nothing else.
+        raise PolicyError(f"principals.{ANONYMOUS}: only 'roles' (it stands for unauthenticated callers)")
 
     def get(key, kind, default=None):
         value = table.get(key, default)
@@ -134,7 +135,7 @@ def _principal(name, table, base_dir, environ):
     if get("password_env", str):
         password = environ.get(table["password_env"], password)
         if password is None:
-            log.warning("principal %s: environment variable %s is not set; UsernameToken disabled",
+            log.info("principal %s: environment variable %s is not set; UsernameToken disabled",
                         name, table["password_env"])
     username = get("username", str)
     if password and not username:

@@ -1,6 +1,7 @@
 """Certificate trust: a certificate is trusted when it chains to a CA of
 ``[security] trusted_ca_file`` (and is within its validity period), or when it
-is pinned in a principal's entry of the policy file."""
+is pinned in a principal's entry of the policy file. As in WSS4J, an untrusted
+or expired certificate is ``wsse:FailedAuthentication``."""
 import datetime
 
 from cryptography import x509
@@ -26,15 +27,15 @@ class TrustStore:
         """Raise SecurityFault unless ``cert`` (x509.Certificate) is trusted."""
         now = datetime.datetime.now(datetime.timezone.utc)
         if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-            raise SecurityFault("InvalidSecurityToken", "the certificate is not valid now")
+            raise SecurityFault("FailedAuthentication", "the certificate is not valid now")
         if pinned:
             return
         if not self.ca_certificates:
-            raise SecurityFault("InvalidSecurityToken", "the certificate is not trusted (no trusted CA configured)")
+            raise SecurityFault("FailedAuthentication", "the certificate is not trusted (no trusted CA configured)")
         store = crypto.X509Store()
         for ca in self.ca_certificates:
             store.add_cert(crypto.X509.from_cryptography(ca))
         try:
             crypto.X509StoreContext(store, crypto.X509.from_cryptography(cert)).verify_certificate()
         except crypto.X509StoreContextError as e:
-            raise SecurityFault("InvalidSecurityToken", f"the certificate is not trusted ({e})")
+            raise SecurityFault("FailedAuthentication", f"the certificate is not trusted ({e})")

@@ -306,6 +306,12 @@ class Store(abc.ABC):
         read and the write one atomic step."""
 
     @abc.abstractmethod
+    def reschedule_push(self, delivery_id: str, next_attempt_at: datetime) -> bool:
+        """Move a pending push's next attempt without counting an attempt
+        (a push held back, not failed). False if it is delivered or
+        abandoned. NotFound."""
+
+    @abc.abstractmethod
     def pending_push_count(self, stream: str, *, below_sequence: int | None = None) -> int:
         """Pushes of ``stream`` neither delivered nor abandoned (only those
         numbered below ``below_sequence`` when given)."""

@@ -1122,6 +1122,19 @@ class SQLiteStore(Store):
         )
         return row[0]
 
+    def reschedule_push(self, delivery_id: str, next_attempt_at: datetime) -> bool:
+        if next_attempt_at is None:
+            raise TypeError("reschedule_push needs a time; mark_failed(..., None) abandons a push")
+        with self.transaction():
+            cur = self._conn.execute(
+                "UPDATE outbox SET next_attempt_at = ? "
+                "WHERE delivery_id = ? AND delivered_at IS NULL AND next_attempt_at IS NOT NULL",
+                (_ts(next_attempt_at), delivery_id),
+            )
+            if cur.rowcount == 0 and self.get_push(delivery_id) is None:
+                raise NotFound(f"no push {delivery_id!r}")
+            return cur.rowcount > 0
+
     def pending_push_count(self, stream: str, *, below_sequence: int | None = None) -> int:
         sql = (
             "SELECT count(*) FROM outbox WHERE stream = ? AND delivered_at IS NULL "

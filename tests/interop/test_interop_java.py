@@ -98,5 +98,5 @@ def test_jaxws_client_calls_get_service_info(java_tools, shared_server, tmp_path
     assert "./DevInfo" in out["managementObjectRoots"].split(",")
     assert int(out["serverTimeYear"]) >= 2024
     # The fault of an operation not built yet reaches Java with its detail code.
-    assert out["fault.faultcode"] == "Server"
-    assert out["fault.code"] == "NotImplemented"
+    assert out["fault.faultcode"] == "Client"
+    assert out["fault.code"] == "UnknownDevice"

@@ -32,11 +32,11 @@ def test_suds_calls_get_service_info(suds):
     assert info.serverTime is not None and info.serverTime.year >= 2024
 
 
-def test_suds_sees_not_implemented_fault_detail(suds):
+def test_suds_reads_fault_detail(suds):
     with pytest.raises(WebFault) as raised:
         suds.service.GetDeviceData(device={"deviceId": "x"}, uris=["./DevInfo"])
     fault = raised.value.fault
-    assert str(fault.faultcode).endswith(":Server")
-    assert str(fault.faultstring).startswith("NotImplemented")
-    assert fault.detail.FaultDetail.code == "NotImplemented"
-    assert "GetDeviceData" in fault.detail.FaultDetail.message
+    assert str(fault.faultcode).endswith(":Client")
+    assert str(fault.faultstring).startswith("UnknownDevice")
+    assert fault.detail.FaultDetail.code == "UnknownDevice"
+    assert "'x'" in fault.detail.FaultDetail.message

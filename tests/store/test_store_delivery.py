@@ -152,3 +152,21 @@ def test_pending_push_count(store):
     store.mark_failed(ids[1], "giving up", None)          # abandoned: settled
     assert store.pending_push_count("s", below_sequence=3) == 0
     assert store.pending_push_count("s") == 1 and store.pending_push_count("nope") == 0
+
+
+def test_reschedule_push_moves_a_pending_push_without_counting_an_attempt(store):
+    held = store.enqueue_push("op", "https://cb", "JobCompleted", {}, now=at(0))
+    other = store.enqueue_push("op", "https://cb", "DeviceResult", {}, now=at(1))
+    assert store.reschedule_push(held, at(10)) is True
+    assert [p.delivery_id for p in store.due_pushes(at(5))] == [other]
+    p = store.get_push(held)
+    assert (p.attempts, p.next_attempt_at, p.last_error) == (0, at(10), None)
+    store.mark_delivered(other, now=at(6))
+    assert store.reschedule_push(other, at(20)) is False  # delivered stays delivered
+    assert store.get_push(other).next_attempt_at is None
+    store.mark_failed(held, "giving up", None)
+    assert store.reschedule_push(held, at(20)) is False  # abandoned stays abandoned
+    with pytest.raises(NotFound):
+        store.reschedule_push("nope", at(1))
+    with pytest.raises(TypeError):
+        store.reschedule_push(held, None)

@@ -1,0 +1,96 @@
+"""Who is asking: one decision per SOAP request, from the message credentials
+(wsse:Security) and the transport (the verified TLS client certificate).
+
+1. A Security header is verified (dmwsi.security.wsse) and removed, so the
+   SOAP layer never sees it; its principal is the message principal.
+2. A verified TLS client certificate whose subject (or pin) is a principal's
+   is the transport principal. When both exist they must be the same.
+3. Without either, the caller is ``anonymous`` if ``allow_anonymous``, else
+   refused.
+4. A principal with ``require_signature`` must have signed the request; a
+   principal with a role in ``require_client_cert_for_roles`` must have come
+   with its own verified TLS client certificate.
+"""
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from lxml import etree
+
+from dmwsi.security.faults import SecurityFault
+from dmwsi.security.principals import ANONYMOUS
+from dmwsi.security.wsse import find_security_header
+
+PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+
+
+@dataclass
+class Identity:
+    name: str
+    roles: tuple = ()
+    principal: object = None         # dmwsi.security.principals.Principal; None for anonymous
+    methods: tuple = ()              # how it was proved: "x509-signature", "username-token", "tls-client-cert"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def sign_responses(self):
+        return bool(self.principal and self.principal.sign_responses)
+
+    @property
+    def encrypt_responses(self):
+        return bool(self.principal and self.principal.encrypt_responses)
+
+
+def parse_envelope(body):
+    """The request document, or None when it carries no Security header to
+    look at (then it cannot claim a message identity; the SOAP layer answers
+    anything unparseable with InvalidRequest)."""
+    if b"Security" not in body:      # fast path: no wsse:Security element in this document
+        return None
+    try:
+        root = etree.fromstring(body, PARSER)
+    except etree.XMLSyntaxError:
+        return None
+    if root.getroottree().docinfo.internalDTD is not None:
+        raise SecurityFault("InvalidSecurity", "a SOAP message must not contain a DTD")
+    return root
+
+
+class Authenticator:
+    def __init__(self, policy, verifier, allow_anonymous, client_cert_roles=()):
+        self.policy = policy
+        self.verifier = verifier
+        self.allow_anonymous = allow_anonymous
+        self.client_cert_roles = frozenset(client_cert_roles)
+
+    def authenticate(self, body, peer_certificate=None):
+        """(Identity, body to process) for a request body; raise SecurityFault if refused."""
+        credentials, methods = None, []
+        root = parse_envelope(body)
+        if root is not None:
+            header, security = find_security_header(root)
+            if security is not None:
+                credentials = self.verifier.verify(root, security)
+                header.remove(security)
+                body = etree.tostring(root, xml_declaration=True, encoding="utf-8")
+                methods += ["x509-signature"] * bool(credentials.signer) + ["username-token"] * bool(credentials.user)
+        transport = None
+        if peer_certificate is not None:
+            transport = self.policy.by_certificate(x509.load_der_x509_certificate(peer_certificate))
+            if transport is not None:
+                methods.append("tls-client-cert")
+        message = credentials.principal if credentials else None
+        if message is not None and transport is not None and message is not transport:
+            raise SecurityFault("FailedAuthentication",
+                                "the TLS client certificate and the message credentials name different principals")
+        principal = message or transport
+        if principal is None:
+            if not self.allow_anonymous:
+                raise SecurityFault("FailedAuthentication", "the request carries no credentials")
+            anonymous = self.policy.get(ANONYMOUS)
+            return Identity(ANONYMOUS, anonymous.roles if anonymous else ()), body
+        if principal.require_signature and not (credentials and credentials.signer):
+            raise SecurityFault("InvalidSecurity", f"principal {principal.name!r} must sign its requests")
+        if self.client_cert_roles.intersection(principal.roles) and transport is not principal:
+            raise SecurityFault("FailedAuthentication",
+                                f"principal {principal.name!r} must connect with its TLS client certificate")
+        return Identity(principal.name, principal.roles, principal, tuple(methods), principal.extra), body

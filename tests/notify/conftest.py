@@ -1,0 +1,78 @@
+"""Fixtures for push delivery: a real SQLite store, the reference consumer on
+a loopback port and a PushSender on the shared reactor, with small intervals."""
+import time
+
+import pytest
+from twisted.internet.threads import blockingCallFromThread
+
+from dmwsi.notify.consumer import ReferenceConsumer
+from dmwsi.notify.sender import PushSender
+from dmwsi.store import SQLiteStore
+from dmwsi.store.records import Job
+
+#: Test [push] settings: fast polls and retries, no jitter (retry times are exact lower bounds).
+FAST = {"poll_interval": 0.05, "max_in_flight": 4, "timeout": 2.0, "initial_backoff": 0.05,
+        "max_backoff": 0.2, "max_attempts": 50, "jitter": 0.0}
+
+
+def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
+    """Poll ``predicate()`` until it returns something true (returned) or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout}s")
+        time.sleep(interval)
+
+
+def delivered(store, *delivery_ids):
+    return all(store.get_push(d).delivered_at is not None for d in delivery_ids)
+
+
+def make_job(store, callback_url, devices=("d1", "d2", "d3"), mode="each", principal="op"):
+    return store.create_job(Job(principal, "GetTree", delivery_mode=mode, callback_url=callback_url),
+                            [], list(devices))
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SQLiteStore(tmp_path / "store.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def consumers(running_reactor):
+    """Factory of reference consumers, closed at teardown."""
+    made = []
+
+    def make():
+        consumer = ReferenceConsumer(running_reactor)
+        consumer.start()
+        made.append(consumer)
+        return consumer
+    yield make
+    for consumer in made:
+        consumer.close()
+
+
+@pytest.fixture
+def consumer(consumers):
+    return consumers()
+
+
+@pytest.fixture
+def senders(running_reactor, store):
+    """Factory: a started PushSender on ``store`` with FAST settings updated by keywords."""
+    made = []
+
+    def make(plugins=None, **settings):
+        sender = PushSender(store, {**FAST, **settings}, running_reactor, plugins=plugins)
+        blockingCallFromThread(running_reactor, sender.start)
+        made.append(sender)
+        return sender
+    yield make
+    for sender in made:
+        blockingCallFromThread(running_reactor, sender.stop)
