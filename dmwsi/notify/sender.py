@@ -21,8 +21,8 @@ A delivery is never in flight twice (in-flight ids are kept on the reactor
 thread). A failed push is rescheduled behind the others, so it does not
 hold them up. The pushes that close a job's stream (ResultsAvailable,
 JobCompleted) wait until every earlier push of the stream is delivered or
-abandoned, so they reach the consumer last; they are re-examined every
-``poll_interval`` and whenever a send finishes.
+abandoned, so they reach the consumer last; a held-back push is due again
+as soon as a push of its stream settles (and at the next poll at the latest).
 
 Signing seam: ``plugins`` are zeep plugins applied to every push (their
 ``egress`` sees the envelope before it is sent). Set them before the first
@@ -131,6 +131,8 @@ class PushSender:
         self._kicked = False
         self._timers = set()
         self._local = threading.local()
+        self._held = {}             # stream -> ids of held-back pushes (pool threads, under _held_lock)
+        self._held_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, store, config, reactor=None, **kw):
@@ -239,11 +241,28 @@ class PushSender:
     def _held_back(self, push):
         if push.operation not in CLOSING_OPERATIONS or push.stream is None:
             return False
-        if self.store.pending_push_count(push.stream, below_sequence=push.sequence) == 0:
-            return False
-        # Out of the head of the due queue, so it cannot crowd out the pushes it waits for.
-        self.store.reschedule_push(push.delivery_id, _utcnow() + timedelta(seconds=self.settings["poll_interval"]))
+        # Under the lock, so a predecessor settling now either is counted
+        # here or finds this push registered and releases it (_release_held).
+        with self._held_lock:
+            if self.store.pending_push_count(push.stream, below_sequence=push.sequence) == 0:
+                return False
+            # Out of the head of the due queue, so it cannot crowd out the pushes it waits for;
+            # due again at the next poll at the latest, or as soon as a push of its stream settles.
+            self.store.reschedule_push(push.delivery_id,
+                                       _utcnow() + timedelta(seconds=self.settings["poll_interval"]))
+            self._held.setdefault(push.stream, set()).add(push.delivery_id)
         return True
+
+    def _release_held(self, push):
+        """A push settled: the pushes held back in its stream are due now (re-checked when polled)."""
+        if push.stream is None:
+            return
+        with self._held_lock:
+            for delivery_id in self._held.pop(push.stream, ()):
+                try:
+                    self.store.reschedule_push(delivery_id, _utcnow())
+                except NotFound:    # its job was deleted meanwhile
+                    pass
 
     def _deliver(self, push):
         """Send and record the outcome; returns seconds until a retry, or None."""
@@ -260,6 +279,7 @@ class PushSender:
                 self.store.mark_delivered(push.delivery_id)
             except NotFound:
                 log.warning("push %s delivered, but it is no longer in the outbox", push.delivery_id)
+            self._release_held(push)
             log.debug("push %s (%s #%s) delivered to %s", push.delivery_id, push.operation, push.sequence,
                       push.callback_url)
             return None
@@ -275,6 +295,7 @@ class PushSender:
 
     def _abandon(self, push, error, attempts):
         self._mark_failed(push, error, None)
+        self._release_held(push)
         log.error("push %s (%s #%s of %s to %s, principal %s) abandoned after %d attempt(s): %s",
                   push.delivery_id, push.operation, push.sequence, push.job_id or push.stream,
                   push.callback_url, push.principal, attempts, error)

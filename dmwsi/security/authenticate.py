@@ -35,10 +35,6 @@ class Identity:
     def sign_responses(self):
         return bool(self.principal and self.principal.sign_responses)
 
-    @property
-    def encrypt_responses(self):
-        return bool(self.principal and self.principal.encrypt_responses)
-
 
 def parse_envelope(body):
     """The request document, or None when it carries no Security header to

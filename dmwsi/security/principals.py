@@ -48,8 +48,7 @@ class Principal:
     password: str | None = None
     sign_responses: bool = False
     require_signature: bool = False
-    encrypt_responses: bool = False
-    certificate_der: bytes | None = None     # the pinned certificate itself (encryption recipient)
+    certificate_der: bytes | None = None     # the pinned certificate itself
     extra: dict = field(default_factory=dict)
 
 
@@ -137,6 +136,9 @@ def _principal(name, table, base_dir, environ):
         if password is None:
             log.info("principal %s: environment variable %s is not set; UsernameToken disabled",
                         name, table["password_env"])
+    if get("encrypt_responses", bool, False):
+        # Never answer in clear what a principal asked to have encrypted.
+        raise PolicyError(f"principals.{name}.encrypt_responses: XML Encryption is not supported in this release")
     username = get("username", str)
     if password and not username:
         username = name
@@ -145,7 +147,6 @@ def _principal(name, table, base_dir, environ):
         username=username if password else None, password=password or None,
         sign_responses=bool(get("sign_responses", bool, False)),
         require_signature=bool(get("require_signature", bool, False)),
-        encrypt_responses=bool(get("encrypt_responses", bool, False)),
         certificate_der=der,
         extra={k: v for k, v in table.items() if k not in KNOWN_KEYS})
 

@@ -238,3 +238,15 @@ def test_a_push_the_contract_cannot_carry_is_abandoned_at_once(store, consumer, 
     assert "sequence: required" in store.get_push(broken).last_error
     assert "not a callback operation" in store.get_push(unknown).last_error
     assert consumer.attempts == [] and len([r for r in caplog.records if r.levelno == logging.ERROR]) == 2
+
+
+def test_a_held_back_push_goes_as_soon_as_its_predecessors_settle(store, consumer, senders):
+    """Not at the next poll: with a poll interval of a minute, only the release can send it in time."""
+    job = make_job(store, consumer.url, devices=["d1"], mode="each")
+    ids = run_job(store, job, ["d1"])
+    consumer.fail("fault", times=2, operations=["DeviceResult"])
+    senders(poll_interval=60.0).kick()
+    wait_until(lambda: delivered(store, *ids), timeout=5, what="delivery well before the next poll")
+    completed = [a for a in consumer.attempts if a.operation == "JobCompleted"]
+    assert [a.outcome for a in completed] == ["accepted"]
+    assert completed[0].received_at > consumer.attempts_of(ids[0])[-1].received_at

@@ -45,6 +45,7 @@ def test_client_certificate_reaches_its_principal(mtls_server, dm2, tls_pair):
     server = mtls_server(require=True)
     session = requests.Session()
     session.cert, session.verify = dm2.pair, str(tls_pair[1])
+    session.trust_env = False     # else REQUESTS_CA_BUNDLE overrides session.verify
     soap = zeep.Client(server.https_url + "?wsdl", transport=Transport(session=session))
     soap.service.RegisterDevice(device={"deviceId": "IMEI:302"}, clientPassword="c", serverPassword="s")
     log = soap.service.GetTransactionLog(operation="RegisterDevice")
@@ -53,7 +54,6 @@ def test_client_certificate_reaches_its_principal(mtls_server, dm2, tls_pair):
 
 def test_secondary_dm_without_its_certificate_is_refused(mtls_server, dm2, signer, tls_pair):
     server = mtls_server(require=False)
-    token = UsernameToken("dm2", "dm2-secret", use_digest=True)
 
     def request(device_id):
         env = envelope(register_body(device_id))
@@ -70,7 +70,6 @@ def test_secondary_dm_without_its_certificate_is_refused(mtls_server, dm2, signe
     # Its own certificate and its password: accepted.
     assert https_post(server, request("IMEI:304"), tls_pair, cert=dm2).status_code == 200
     assert successes(server, "RegisterDevice")[0].principal == "dm2"
-    assert token.username == "dm2"
 
 
 def test_optional_client_certificate_and_other_credentials(mtls_server, tls_pair, pki):

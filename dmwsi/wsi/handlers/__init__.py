@@ -5,6 +5,6 @@ operation's request fields as plain Python values (absent optional fields are
 missing keys), the returned dict the response fields. Operations with no
 handler here answer the NotImplemented fault.
 """
-from dmwsi.wsi.handlers import devices, discovery, jobs, registry, reports
+from dmwsi.wsi.handlers import bulk, devices, discovery, jobs, registry, reports
 
-HANDLERS = {**devices.HANDLERS, **discovery.HANDLERS, **registry.HANDLERS, **jobs.HANDLERS, **reports.HANDLERS}
+HANDLERS = {**bulk.HANDLERS, **devices.HANDLERS, **discovery.HANDLERS, **registry.HANDLERS, **jobs.HANDLERS, **reports.HANDLERS}

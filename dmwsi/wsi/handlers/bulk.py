@@ -1,0 +1,57 @@
+"""Bulk and batch operations (UC 5.1, 5.2; CC7, OM1-3, MDM5): one command
+list, or per-device commands, for devices named by id, subscriber, alias,
+group or selector; an optional schedule window and concurrency limit."""
+from dmwsi.jobs.service import JobRequest, commands_from, submit
+from dmwsi.store.base import NotFound
+from dmwsi.wsi.faults import DmwsiFault
+from dmwsi.wsi.handlers.common import resolve_device, selector_clauses, store_errors
+from dmwsi.wsi.handlers.jobs import job_state
+
+
+def target_devices(store, request):
+    """Every device the request names, in order, without repeats."""
+    devices = list(request.get("deviceIds", []))
+    for subscriber_id in request.get("subscriberIds", []):
+        subscriber = store.get_subscriber(subscriber_id)
+        if subscriber is None:
+            raise DmwsiFault("UnknownSubscriber", f"no subscriber {subscriber_id!r}", element="subscriberIds")
+        devices.extend(d.device_id for d in subscriber.devices)
+    for alias in request.get("aliases", []):
+        devices.append(resolve_device(store, {"alias": alias}, element="aliases").device_id)
+    if request.get("group"):
+        try:
+            devices.extend(store.group_members(request["group"]))
+        except NotFound:
+            raise DmwsiFault("UnknownGroup", f"no device group {request['group']!r}", element="group")
+    if request.get("selector"):
+        with store_errors():
+            devices.extend(store.select_devices(selector_clauses(request["selector"])))
+    return list(dict.fromkeys(devices))
+
+
+def submit_bulk_operation(call, request):
+    store = call.services.store
+    per_device = {}
+    for entry in request.get("deviceCommands", []):
+        device_id = resolve_device(store, entry["device"], element="deviceCommands").device_id
+        per_device[device_id] = commands_from(entry["commands"])
+    devices = list(dict.fromkeys(target_devices(store, request) + list(per_device)))
+    commands = commands_from(request.get("commands", []))
+    if not commands and any(d not in per_device for d in devices):
+        raise DmwsiFault("InvalidArgument", "give commands for every device (commands or deviceCommands)",
+                         element="commands")
+    schedule = request.get("schedule") or {}
+    delivery = request.get("delivery") or {}
+    job = submit(call.services, JobRequest(
+        principal=call.principal, operation=call.operation, devices=devices, commands=commands,
+        per_device=per_device, client_job_id=request.get("jobId"),
+        delivery_mode=delivery.get("mode", "pull"), callback_url=delivery.get("callbackUrl"),
+        not_before=schedule.get("notBefore"), not_after=schedule.get("notAfter"),
+        concurrency=request.get("concurrency"), atomic=bool(request.get("atomic")),
+        customer_care=call.customer_care))
+    counts = store.job_counts(job.job_id)
+    return {"jobId": job.job_id, "state": job_state(job),
+            "accepted": sum(counts.values()) - counts["refused"], "refused": counts["refused"]}
+
+
+HANDLERS = {"SubmitBulkOperation": submit_bulk_operation}
