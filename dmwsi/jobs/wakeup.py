@@ -42,6 +42,9 @@ class WakeUp:
 
     def tick(self):
         self._kicked = False
+        expired = self.store.expire_jobs()      # devices that never came: timed out per job
+        if expired:
+            log.info("expired %d job(s): %s", len(expired), ", ".join(expired[:10]))
         now = self.clock()
         quiet = self.dm["renotify_after"]
         budget = self.dm["notifications_per_tick"]

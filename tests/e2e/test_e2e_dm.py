@@ -158,3 +158,47 @@ def test_dropped_session_is_retried_then_completes(make_fleet):
     counts = h.wait_job(job.job_id)
     assert counts["succeeded"] == 1
     assert h.store.get_target(job.job_id, h.ids[0]).attempts == 2
+
+
+def test_generic_alert_in_a_later_session_completes_the_job(make_fleet):
+    h = make_fleet(1, [device_class(fumo={"download_seconds": 0.3, "update_seconds": 0.3})])
+    h.register()
+    device_id = h.ids[0]
+    job = h.submit([{"action": "Replace", "uri": "./FUMO/pkg1/DownloadAndUpdate/PkgURL",
+                     "value": "http://127.0.0.1/fw.bin"},
+                    {"action": "Exec", "uri": "./FUMO/pkg1/DownloadAndUpdate"}])
+    import time
+    deadline = time.monotonic() + 20
+    while h.store.get_target(job.job_id, device_id).status_code != 202 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    target = h.store.get_target(job.job_id, device_id)
+    assert (target.state, target.message) == ("inSession", "awaiting Generic Alert")
+    time.sleep(1.0)                                      # the update finishes on the device
+    assert h.client_sessions([device_id]) == {"ok": 1}   # its next session carries the alert
+    counts = h.wait_job(job.job_id)
+    assert counts["succeeded"] == 1
+    assert h.store.get_target(job.job_id, device_id).status_code == 200
+
+
+def test_pending_work_times_out_when_the_device_never_comes(make_fleet):
+    from datetime import datetime, timedelta, timezone
+    h = make_fleet(1, dm={"wakeup_interval": 0.1})
+    h.register()
+    h.store.update_device(h.ids[0], notification_url="http://127.0.0.1:9/unreachable")
+    job = h.submit([{"action": "Get", "uri": "./DevInfo/Man"}],
+                   not_after=datetime.now(timezone.utc) + timedelta(seconds=0.5))
+    counts = h.wait_job(job.job_id, timeout=10)
+    assert counts["timedOut"] == 1 and h.store.get_job(job.job_id).state == "expired"
+
+
+def test_auto_registration_from_devinfo_when_policy_allows(make_fleet):
+    h = make_fleet(1, dm={"auto_register": True, "bootstrap_client_password": "boot",
+                          "bootstrap_server_password": "bootsrv"})
+    device = h.fleet.devices[h.ids[0]]
+    # The device holds the fleet-wide bootstrap secrets (factory provisioning).
+    from dmwsi.sim.objects import find_dm_account
+    account = find_dm_account(device.tree, "dmwsi")
+    device.tree.set_value(f"{account}/AppAuth/CLCRED/AAuthSecret", "boot")
+    assert h.client_sessions() == {"ok": 1}
+    stored = h.store.get_device(h.ids[0])
+    assert (stored.man, stored.mod, stored.client_password) == ("Acme", "P1", "boot")
