@@ -7,7 +7,6 @@ import datetime
 import hashlib
 import os
 
-import pytest
 from lxml import etree
 
 from tests.security.conftest import (
