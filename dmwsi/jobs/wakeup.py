@@ -21,11 +21,13 @@ class WakeUp:
         self.dm = config["dm"]
         self.reactor = reactor
         self.clock = clock
-        self.notified = {}      # device id -> clock() of the last package 0
+        self.notified = {}      # device id -> clock() of its last package 0, until it calls in
+        self.waking = {}        # job id -> devices notified for it that have not called in yet
         self.loop = task.LoopingCall(self.tick)
         self.loop.clock = reactor
         self._kicked = False
         self._resume_after = None   # scan position: every pending device gets its turn
+        dm_server.listeners.append(self.session_ended)
 
     def start(self):
         self.loop.start(self.dm["wakeup_interval"], now=False)
@@ -40,29 +42,50 @@ class WakeUp:
             self._kicked = True
             self.reactor.callLater(0, self.tick)
 
+    def session_ended(self, session):
+        """The device called in: if it still has work, it may be woken again."""
+        self.notified.pop(session.device_id, None)
+        for devices in self.waking.values():
+            devices.discard(session.device_id)
+
     def tick(self):
         self._kicked = False
         expired = self.store.expire_jobs()      # devices that never came: timed out per job
         if expired:
             log.info("expired %d job(s): %s", len(expired), ", ".join(expired[:10]))
         now = self.clock()
-        quiet = self.dm["renotify_after"]
+        self._forget_silent(now)
         budget = self.dm["notifications_per_tick"]
         page_size = budget * 4
-        page = self.store.devices_with_pending_work(after=self._resume_after, limit=page_size)
+        rows = self.store.wakeable_targets(after=self._resume_after, limit=page_size)
         # Resume after this page next time (or start over after a short page).
-        self._resume_after = page[-1] if len(page) == page_size else None
-        for device_id in page:
+        self._resume_after = rows[-1].device_id if len(rows) == page_size else None
+        for row in rows:
             if budget <= 0:
+                self._resume_after = row.device_id
                 break
-            self._resume_after = device_id if len(page) == page_size else None
-            if self.dm_server.in_session(device_id) or now - self.notified.get(device_id, -quiet) < quiet:
+            device_id = row.device_id
+            if device_id in self.notified or self.dm_server.in_session(device_id):
                 continue
+            waking = self.waking.setdefault(row.job_id, set())
+            if row.free_slots is not None and len(waking) >= row.free_slots:
+                continue        # the job's concurrency is taken by devices in or coming to session
             device = self.store.get_device(device_id)
             if device is None or not device.server_password:
                 continue
+            waking.add(device_id)
             budget -= 1
             self.notify_device(device)
+
+    def _forget_silent(self, now):
+        """Devices notified long ago that never called in may be notified again."""
+        quiet = self.dm["renotify_after"]
+        for device_id, when in list(self.notified.items()):
+            if now - when >= quiet:
+                del self.notified[device_id]
+                for devices in self.waking.values():
+                    devices.discard(device_id)
+        self.waking = {job: devices for job, devices in self.waking.items() if devices}
 
     def notify_device(self, device, ui_mode=notification.UI_NOT_SPECIFIED):
         self.notified[device.device_id] = self.clock()

@@ -40,6 +40,7 @@ from dmwsi.store.records import (
     ResultItem,
     Subscriber,
     Subscription,
+    WakeTarget,
     WorkItem,
 )
 
@@ -225,11 +226,12 @@ class Store(abc.ABC):
         inSession (attempts+1, started_at), respecting job concurrency."""
 
     @abc.abstractmethod
-    def devices_with_pending_work(
+    def wakeable_targets(
         self, now: datetime | None = None, *, after: str | None = None, limit: int = 1000
-    ) -> list[str]:
-        """Devices with due pending targets (as next_targets_for_device),
-        sorted; page round the fleet with after=<last id returned>."""
+    ) -> list[WakeTarget]:
+        """Due pending targets (as next_targets_for_device), sorted by
+        device id, each with its job's free concurrency slots (None: no
+        limit); page round the fleet with after=<last device id returned>."""
 
     @abc.abstractmethod
     def set_target_state(

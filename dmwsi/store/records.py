@@ -212,6 +212,15 @@ class WorkItem:
     commands: list[Command]
 
 
+@dataclass(frozen=True)
+class WakeTarget:
+    """A device with due work in one job, for the wake-up scan."""
+
+    device_id: str
+    job_id: str
+    free_slots: int | None  # the job's concurrency minus targets in session; None: unlimited
+
+
 @dataclass
 class OutboxPush:
     delivery_id: str
@@ -227,7 +236,8 @@ class OutboxPush:
     delivered_at: datetime | None = None
     last_error: str | None = None
     #: Per-stream push counter (OES4): ``stream`` is what the counter counts
-    #: (the push's jobId), ``sequence`` 1, 2, ... in enqueue order; both None
+    #: (e.g. ``job:<job id>``, see dmwsi.notify.outbox), ``sequence`` 1, 2, ...
+    #: in enqueue order (the payload's ``sequence``); both None
     #: for an unsequenced push.
     stream: str | None = None
     sequence: int | None = None

@@ -69,6 +69,7 @@ from dmwsi.store.records import (
     ResultItem,
     Subscriber,
     Subscription,
+    WakeTarget,
     WorkItem,
 )
 
@@ -855,27 +856,29 @@ class SQLiteStore(Store):
                 claimed.append(self._work_item(job_id, device_id))
         return claimed
 
-    def devices_with_pending_work(
+    def wakeable_targets(
         self, now: datetime | None = None, *, after: str | None = None, limit: int = 1000
-    ) -> list[str]:
+    ) -> list[WakeTarget]:
         _check_limit(limit)
         # Walks the partial pending index in device_id order and stops after
-        # `limit` devices, so the cost does not grow with the backlog; the
+        # `limit` rows, so the cost does not grow with the backlog; the
         # caller continues with after=<last id> to go round all devices.
         return [
-            r[0]
+            WakeTarget(r[0], r[1], r[2])
             for r in self._conn.execute(
                 # CROSS JOIN + INDEXED BY pin the device-ordered plan; the
-                # planner would otherwise start from jobs and dedupe the
-                # whole backlog before applying LIMIT.
-                f"""SELECT DISTINCT t.device_id
+                # planner would otherwise start from jobs and scan the backlog.
+                f"""SELECT t.device_id, t.job_id,
+                    CASE WHEN j.concurrency IS NULL THEN NULL ELSE j.concurrency - (
+                        SELECT count(*) FROM job_targets s WHERE s.job_id = j.job_id AND s.state = 'inSession')
+                    END
                 FROM job_targets t INDEXED BY job_targets_pending CROSS JOIN jobs j ON j.job_id = t.job_id
                 WHERE t.state = 'pending' AND t.device_id > :after
                   AND j.state IN {_ACTIVE_JOB_SQL}
                   AND (j.not_before IS NULL OR j.not_before <= :now)
                   AND (j.not_after IS NULL OR j.not_after > :now)
                   AND (j.expires_at IS NULL OR j.expires_at > :now)
-                ORDER BY t.device_id LIMIT :limit""",
+                ORDER BY t.device_id, t.job_id LIMIT :limit""",
                 {"after": after if after is not None else "", "now": _ts(now or _utcnow()), "limit": limit},
             )
         ]

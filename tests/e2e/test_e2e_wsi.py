@@ -61,10 +61,15 @@ def test_set_device_data_changes_the_tree(env):
     h, soap = env
     device = h.fleet.devices[h.ids[0]]
     answer = soap.service.SetDeviceData(device={"deviceId": h.ids[0]},
-                                        items=[{"uri": "./Ext/Battery/Level", "value": "42", "format": "int"}],
+                                        items=[{"uri": "./DMAcc/dmwsi/Name", "value": "Operator DM"}],
                                         synchronous=True, timeoutSeconds=20)
     assert answer.results[0].state == "succeeded"
-    assert device.tree.read_value("./Ext/Battery/Level") in (42, "42")
+    assert device.tree.read_value("./DMAcc/dmwsi/Name") == "Operator DM"
+    refused = soap.service.SetDeviceData(device={"deviceId": h.ids[0]},
+                                         items=[{"uri": "./DevInfo/Man", "value": "Evil"}],
+                                         synchronous=True, timeoutSeconds=20)
+    assert refused.results[0].state == "failed" and refused.results[0].commandStatuses[0].statusCode >= 400
+    assert device.tree.read_value("./DevInfo/Man") == "Acme"
 
 
 def test_execute_commands_atomic_failure_is_reported_with_device_codes(env):
@@ -153,11 +158,12 @@ def test_bulk_by_ids_group_and_selector_with_refusals(env):
 def test_bulk_per_device_parameters(env):
     h, soap = env
     answer = soap.service.SubmitBulkOperation(deviceCommands=[
-        {"device": {"deviceId": d}, "commands": [{"action": "Replace", "uri": "./Ext/Battery/Level",
-                                                  "value": str(10 + n), "format": "int"}]}
+        {"device": {"deviceId": d}, "commands": [{"action": "Replace", "uri": "./DMAcc/dmwsi/Name",
+                                                  "value": f"server for device {n}"}]}
         for n, d in enumerate(h.ids)])
     h.wait_job(answer.jobId)
-    assert [str(h.fleet.devices[d].tree.read_value("./Ext/Battery/Level")) for d in h.ids] == ["10", "11", "12"]
+    assert [h.fleet.devices[d].tree.read_value("./DMAcc/dmwsi/Name") for d in h.ids] == [
+        "server for device 0", "server for device 1", "server for device 2"]
 
 
 def test_scheduled_job_waits_for_its_window(env):

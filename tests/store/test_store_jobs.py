@@ -399,18 +399,33 @@ def test_expire_jobs(store):
     assert store.get_job(keeper.job_id).state == "pending"
 
 
-def test_devices_with_pending_work_pages_round_the_fleet(store):
+def devices(targets):
+    return sorted({t.device_id for t in targets})
+
+
+def test_wakeable_targets_page_round_the_fleet(store):
     make_job(store, ["d3", "d1", "d5"], now=at(0))
     make_job(store, ["d1", "d2"], now=at(1), not_before=at(30))  # d2 not due yet
     make_job(store, ["d4"], now=at(2), expires_at=at(3))  # d4 expired
     done = make_job(store, ["d6"], now=at(4))
     store.set_target_state(done.job_id, "d6", "succeeded")
     store.claim_targets("d5", at(5))  # in progress, nothing pending
-    assert store.devices_with_pending_work(at(10)) == ["d1", "d3"]
-    assert store.devices_with_pending_work(at(10), limit=1) == ["d1"]
-    assert store.devices_with_pending_work(at(10), after="d1", limit=1) == ["d3"]
-    assert store.devices_with_pending_work(at(10), after="d3") == []
-    assert store.devices_with_pending_work(at(40)) == ["d1", "d2", "d3"]
+    assert devices(store.wakeable_targets(at(10))) == ["d1", "d3"]
+    assert devices(store.wakeable_targets(at(10), limit=1)) == ["d1"]
+    assert devices(store.wakeable_targets(at(10), after="d1", limit=1)) == ["d3"]
+    assert store.wakeable_targets(at(10), after="d3") == []
+    assert devices(store.wakeable_targets(at(40))) == ["d1", "d2", "d3"]
+    assert {t.free_slots for t in store.wakeable_targets(at(10))} == {None}
+
+
+def test_wakeable_targets_report_free_concurrency_slots(store):
+    job = make_job(store, ["a", "b", "c"], now=at(0), concurrency=2)
+    assert {t.free_slots for t in store.wakeable_targets(at(1))} == {2}
+    store.claim_targets("a", at(1))
+    assert [(t.device_id, t.free_slots) for t in store.wakeable_targets(at(1))] == [("b", 1), ("c", 1)]
+    store.claim_targets("b", at(1))
+    assert [(t.device_id, t.free_slots) for t in store.wakeable_targets(at(1))] == [("c", 0)]
+    assert job.concurrency == 2
 
 
 def test_list_jobs_operation_and_creation_filters(store):
