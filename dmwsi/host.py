@@ -56,7 +56,8 @@ class Server:
         dm = self.config["dm"]
         policy = SessionPolicy(
             server_uri=dm["public_url"], accepted_schemes=tuple(dm["accepted_auth"]),
-            server_max_msg_size=dm["max_msg_size"], send_server_cred=dm["send_server_cred"])
+            server_max_msg_size=dm["max_msg_size"], server_max_obj_size=dm["max_obj_size"],
+            send_server_cred=dm["send_server_cred"])
         backend = StoreBackend(self.services.store, self.config)
         dm_server = DMServer(backend, policy, session_timeout=dm["session_timeout"])
         self.notifier = make_notifier(dm["notifier"], self.reactor, dm["notification_concurrency"])

@@ -35,6 +35,7 @@ class SessionPolicy:
     accepted_schemes: tuple = ("md5", "hmac", "basic")
     max_auth_failures: int = 2
     server_max_msg_size: int = 65536       # what we accept from the device
+    server_max_obj_size: int = 16 * 1024 * 1024   # largest object we reassemble
     default_device_max_msg_size: int = 16384
     send_server_cred: str = "always"       # "always" | "on-challenge"
 
@@ -51,9 +52,9 @@ class _Sent:
 class _Out:
     """A server command waiting to be sent, and which unit command it is."""
     unit_index: int | None
-    seq: int | None                      # None: an Atomic wrapper or a session Alert
+    seq: int | None                      # None: an Atomic/Sequence wrapper or a session Alert
     command: object
-    inner_seqs: list = field(default_factory=list)   # an Atomic's member commands
+    inner_seqs: list = field(default_factory=list)   # an Atomic's or Sequence's member commands
     chunk_final: bool = True
 
 
@@ -303,10 +304,19 @@ class Session:
         for item in results.items:
             meta = item.meta.merged(results.meta) if item.meta else (results.meta or Meta())
             if item.more_data or key in self.incoming_lo:
+                if key not in self.incoming_lo and (meta.size or 0) > self.policy.server_max_obj_size:
+                    self.incoming_lo[key] = None                 # refused: drop its chunks (§5)
+                    self._record_result(sent, None, codes.StatusCode.REQUESTED_SIZE_TOO_BIG)
+                    status = codes.StatusCode.REQUESTED_SIZE_TOO_BIG
+                    continue
+                if self.incoming_lo.get(key, []) is None:
+                    if not item.more_data:
+                        del self.incoming_lo[key]
+                    continue
                 buf = self.incoming_lo.setdefault(key, [[], meta.size])
                 buf[0].append(item.data or "")
                 if item.more_data:
-                    status = codes.StatusCode.CHUNKED_ITEM_ACCEPTED   # §5: 213 per chunk
+                    status = status or codes.StatusCode.CHUNKED_ITEM_ACCEPTED   # §5: 213 per chunk
                     continue
                 data, size = "".join(buf[0]), buf[1]
                 del self.incoming_lo[key]
@@ -344,8 +354,9 @@ class Session:
     def _commands_for(self, unit):
         index = next(i for i, st in enumerate(self.units) if st.unit is unit)
         outs = [_Out(index, c.seq, self._command(c)) for c in unit.commands]
-        if unit.atomic:
-            return [_Out(index, None, Atomic(commands=[o.command for o in outs]),
+        container = Atomic if unit.atomic else Sequence if unit.sequence else None
+        if container is not None and outs:
+            return [_Out(index, None, container(commands=[o.command for o in outs]),
                          inner_seqs=[o.seq for o in outs])]
         return outs
 
@@ -456,7 +467,7 @@ class Session:
         body = [replace(status, cmd_id=str(next(cmd_ids))) for status in statuses]
         for out in outs:
             command = out.command
-            if isinstance(command, Atomic):
+            if isinstance(command, (Atomic, Sequence)):
                 inner = []
                 for seq, inner_cmd in zip(out.inner_seqs, command.commands):
                     cid = str(next(cmd_ids))
@@ -473,7 +484,8 @@ class Session:
             target=self.device_id, source=self.policy.server_uri,
             resp_uri=f"{self.policy.server_uri}?s={self.token}",
             cred=self._server_cred(),
-            meta=Meta(max_msg_size=self.policy.server_max_msg_size),
+            meta=Meta(max_msg_size=self.policy.server_max_msg_size,
+                      max_obj_size=self.policy.server_max_obj_size),
         )
         return Message(header=header, body=body, final=final)
 

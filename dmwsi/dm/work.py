@@ -42,6 +42,7 @@ class WorkUnit:
     job_id: str
     commands: list
     atomic: bool = False
+    sequence: bool = False      # wrap in a DM Sequence (ignored when atomic)
     customer_care: bool = False
 
 

@@ -83,8 +83,9 @@ class StoreBackend:
                 source_uri=c.source_uri,
                 correlator=correlator_for(item.job.job_id, c.seq) if c.action == "Exec" else None,
             ) for c in source]
+            request = (item.job.params or {}).get("request", {})
             units.append(WorkUnit(job_id=item.job.job_id, commands=commands, atomic=item.job.atomic,
-                                  customer_care=item.job.customer_care))
+                                  sequence=bool(request.get("sequence")), customer_care=item.job.customer_care))
         return units
 
     def unit_finished(self, device_id, unit, outcomes):

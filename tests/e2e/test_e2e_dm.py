@@ -202,3 +202,29 @@ def test_auto_registration_from_devinfo_when_policy_allows(make_fleet):
     assert h.client_sessions() == {"ok": 1}
     stored = h.store.get_device(h.ids[0])
     assert (stored.man, stored.mod, stored.client_password) == ("Acme", "P1", "boot")
+
+
+def test_sequence_and_property_get(make_fleet):
+    h = make_fleet(1)
+    h.register()
+    job = h.submit([{"action": "Get", "uri": "./DevInfo/Man?prop=Format"},
+                    {"action": "Add", "uri": "./Ext/Seq", "value": "1"},
+                    {"action": "Get", "uri": "./Ext/Seq"}],
+                   params={"sequence": True})
+    h.wait_job(job.job_id)
+    result = h.results(job.job_id)[h.ids[0]]
+    assert statuses(result) == {1: 200, 2: 200, 3: 200}
+    assert items_by_uri(result)["./DevInfo/Man?prop=Format"].value == "chr"
+    assert items_by_uri(result)["./Ext/Seq"].value == "1"
+
+
+def test_object_larger_than_our_max_obj_size_is_refused(make_fleet):
+    h = make_fleet(1, [device_class(max_msg_size=4096)], dm={"max_obj_size": 10000, "max_msg_size": 4096})
+    h.register()
+    device = h.fleet.devices[h.ids[0]]
+    device.tree.create_leaf("./Ext/Huge", "y" * 30000)
+    job = h.submit([{"action": "Get", "uri": "./Ext/Huge"}, {"action": "Get", "uri": "./DevInfo/Man"}])
+    h.wait_job(job.job_id)
+    result = h.results(job.job_id)[h.ids[0]]
+    assert statuses(result)[1] == 416 and statuses(result)[2] == 200
+    assert "./Ext/Huge" not in items_by_uri(result)

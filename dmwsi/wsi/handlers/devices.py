@@ -59,7 +59,8 @@ def set_device_data(call, request):
 
 
 def execute_commands(call, request):
-    return run_on_device(call, request, commands_from(request["commands"]))
+    return run_on_device(call, request, commands_from(request["commands"]),
+                         params={"sequence": True} if request.get("sequence") else None)
 
 
 def get_device_tree(call, request):
