@@ -7,11 +7,13 @@ never see spyne; an operation without a handler answers NotImplemented.
 """
 import io
 import logging
+import math
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import spyne.const
 from spyne import Application, ComplexModelBase, Fault, ServiceBase, rpc
 from spyne.error import RequestTooLongError
 from spyne.protocol.soap import Soap11
@@ -22,6 +24,12 @@ from dmwsi.wsi.contract import ModelFactory, load_contract
 from dmwsi.wsi.faults import DmwsiFault, not_implemented
 
 log = logging.getLogger(__name__)
+
+# spyne runs a full gc.collect() when a request context closes (at most once
+# per interval) to release uploaded files; we take no file uploads, and on a
+# server holding thousands of DM sessions a full collection per second on
+# the request path costs seconds. Python's own collector is enough.
+spyne.const.MIN_GC_INTERVAL = math.inf
 
 SOAP_FAULT_STATUS = "500 Internal Server Error"  # SOAP 1.1 HTTP binding
 
