@@ -25,6 +25,11 @@ class Services:
         #: ``pusher.kick()`` after committing pushes to send them at once.
         self.pusher = None
 
+    def pushes_queued(self):
+        """Pushes were committed: send them now (safe from any thread)."""
+        if self.pusher is not None:
+            self.pusher.kick()
+
     def notify_now(self, device, ui_mode):
         """Send package 0 to one device now (safe from any thread)."""
         if self.wakeup is not None and self.reactor is not None:

@@ -4,6 +4,7 @@ import logging
 import re
 
 from dmwsi.dm.work import CommandSpec, DeviceAccount, WorkUnit
+from dmwsi.jobs import announce
 from dmwsi.store.records import (TARGET_FAILED, Command, TARGET_IN_SESSION, TARGET_PENDING, TARGET_SUCCEEDED,
                                  Device, LogEntry, ResultItem)
 
@@ -33,10 +34,16 @@ def alert_succeeded(data):
 
 
 class StoreBackend:
-    def __init__(self, store, config, on_event=None):
+    def __init__(self, store, config, on_event=None, on_pushes=None):
         self.store = store
         self.dm = config["dm"]
         self.on_event = on_event or (lambda device_id, alert: None)
+        self.on_pushes = on_pushes or (lambda: None)     # pushes committed: send them
+
+    def _finish_target(self, job_id, device_id, state, **fields):
+        """Set a final target state and announce it (caller holds the transaction)."""
+        completed = self.store.set_target_state(job_id, device_id, state, **fields)
+        announce.target_finished(self.store, job_id, device_id, completed)
 
     def account(self, device_id):
         device = self.store.get_device(device_id)
@@ -104,8 +111,8 @@ class StoreBackend:
         with self.store.transaction():
             self.store.add_results(unit.job_id, device_id, items)
             if failed:
-                self.store.set_target_state(unit.job_id, device_id, TARGET_FAILED, status_code=worst,
-                                            message=f"command {failed[0].seq} failed with status {worst}")
+                self._finish_target(unit.job_id, device_id, TARGET_FAILED, status_code=worst,
+                                    message=f"command {failed[0].seq} failed with status {worst}")
             elif awaiting:
                 # Exec accepted: the outcome comes in a Generic Alert (§12.3), unless
                 # it already came earlier in this same session.
@@ -113,8 +120,9 @@ class StoreBackend:
                         self.store.set_target_state(unit.job_id, device_id, TARGET_IN_SESSION,
                                                 status_code=ACCEPTED, message=AWAITING_ALERT)
             else:
-                self.store.set_target_state(unit.job_id, device_id, TARGET_SUCCEEDED, status_code=200)
+                self._finish_target(unit.job_id, device_id, TARGET_SUCCEEDED, status_code=200)
             self._log(unit, device_id, not failed, f"{len(outcomes)} command(s), status {worst}")
+        self.on_pushes()
 
     def unit_interrupted(self, device_id, unit, reason):
         target = self.store.get_target(unit.job_id, device_id)
@@ -122,12 +130,13 @@ class StoreBackend:
             return
         with self.store.transaction():
             if target.attempts >= self.dm["max_attempts"]:
-                self.store.set_target_state(unit.job_id, device_id, TARGET_FAILED,
-                                            message=f"session ended: {reason} (after {target.attempts} attempts)")
+                self._finish_target(unit.job_id, device_id, TARGET_FAILED,
+                                    message=f"session ended: {reason} (after {target.attempts} attempts)")
             else:
                 self.store.set_target_state(unit.job_id, device_id, TARGET_PENDING,
                                             message=f"retrying: {reason}")
             self._log(unit, device_id, False, f"session ended: {reason}")
+        self.on_pushes()
 
     def device_alert(self, device_id, alert):
         match = _CORRELATOR.match(alert.correlator or "")
@@ -140,9 +149,10 @@ class StoreBackend:
                     self.store.add_results(job_id, device_id, [ResultItem(
                         uri=alert.source, value=alert.data, format=alert.format or "chr", type=alert.type,
                         status_code=code, command_seq=seq)])
-                    self.store.set_target_state(
+                    self._finish_target(
                         job_id, device_id, TARGET_SUCCEEDED if ok else TARGET_FAILED, status_code=code,
                         message=f"{alert.type or 'Generic Alert'} result {code}")
+                self.on_pushes()
         self.on_event(device_id, alert)
         return 200
 

@@ -10,8 +10,9 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from dmwsi.jobs import announce
 from dmwsi.store.base import DuplicateJob
-from dmwsi.store.records import (DELIVERY_PULL, TARGET_OPEN_STATES, TARGET_REFUSED, Command, Job,
+from dmwsi.store.records import (DELIVERY_EACH, DELIVERY_PULL, TARGET_OPEN_STATES, TARGET_REFUSED, Command, Job,
                                  JobTarget)
 from dmwsi.wsi.faults import DmwsiFault
 
@@ -76,10 +77,18 @@ def submit(services, request: JobRequest):
         params={"request": request.params, "devices": len(targets)},
     )
     try:
-        job = store.create_job(job, request.commands, targets)
+        with store.transaction():
+            job = store.create_job(job, request.commands, targets)
+            if job.delivery_mode == DELIVERY_EACH:   # refused devices are results too (UC 5.2)
+                for target in targets:
+                    if target.state == TARGET_REFUSED:
+                        announce.target_finished(store, job.job_id, target.device_id, False)
+            if job.state == "completed":            # every device refused: nothing to wait for
+                announce.jobs_completed(store, [job.job_id])
     except DuplicateJob as e:        # a concurrent retry won the race
         return _same_request_or_fault(store.get_job(e.job_id), request)
     services.work_queued()
+    services.pushes_queued()
     return job
 
 

@@ -9,13 +9,15 @@ import time
 from twisted.internet import task
 
 from dmwsi.dm import notification
+from dmwsi.jobs import announce
 
 log = logging.getLogger(__name__)
 
 
 class WakeUp:
-    def __init__(self, store, dm_server, notifier, config, reactor, clock=time.monotonic):
+    def __init__(self, store, dm_server, notifier, config, reactor, clock=time.monotonic, on_pushes=None):
         self.store = store
+        self.on_pushes = on_pushes or (lambda: None)
         self.dm_server = dm_server
         self.notifier = notifier
         self.dm = config["dm"]
@@ -50,9 +52,12 @@ class WakeUp:
 
     def tick(self):
         self._kicked = False
-        expired = self.store.expire_jobs()      # devices that never came: timed out per job
+        with self.store.transaction():
+            expired = self.store.expire_jobs()      # devices that never came: timed out per job
+            announce.jobs_completed(self.store, expired)
         if expired:
             log.info("expired %d job(s): %s", len(expired), ", ".join(expired[:10]))
+            self.on_pushes()
         now = self.clock()
         self._forget_silent(now)
         budget = self.dm["notifications_per_tick"]

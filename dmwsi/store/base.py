@@ -254,9 +254,11 @@ class Store(abc.ABC):
         include_unfinished: bool = False,
         unacknowledged_by: str | None = None,
         states: Iterable[str] | None = None,
+        device_ids: Iterable[str] | None = None,
     ) -> tuple[list[DeviceResult], str | None]:
         """Targets with their items, ordered by device_id: finished ones by
-        default, every one with include_unfinished, or those in ``states``."""
+        default, every one with include_unfinished, or those in ``states``;
+        ``device_ids`` narrows them to those devices (a few at a time)."""
 
     @abc.abstractmethod
     def acknowledge(

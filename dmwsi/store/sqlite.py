@@ -955,9 +955,14 @@ class SQLiteStore(Store):
         include_unfinished: bool = False,
         unacknowledged_by: str | None = None,
         states: Iterable[str] | None = None,
+        device_ids: Iterable[str] | None = None,
     ) -> tuple[list[DeviceResult], str | None]:
         _check_limit(limit)
         where, params = ["t.job_id = ?"], [job_id]
+        if device_ids is not None:
+            device_ids = list(device_ids)
+            where.append(f"t.device_id IN ({', '.join('?' * len(device_ids))})")
+            params += device_ids
         if after is not None:
             (last,) = _decode_cursor("results", after, (str,))
             where.append("t.device_id > ?")

@@ -1,6 +1,7 @@
 """Jobs: status, results, listing, cancelling (OES10, EI10, CC4)."""
 from datetime import datetime, timezone
 
+from dmwsi.jobs import announce
 from dmwsi.store import records
 from dmwsi.wsi.faults import DmwsiFault
 from dmwsi.wsi.handlers.common import job_or_fault, page_size, store_errors
@@ -56,8 +57,14 @@ def cancel_job(call, request):
     job = job_or_fault(store, request["jobId"])
     if job.state in records.JOB_TERMINAL_STATES:
         raise DmwsiFault("JobNotCancellable", f"job {job.job_id} is already {job.state}", element="jobId")
-    cancelled, _finished = store.cancel_job(job.job_id)
-    job = store.get_job(job.job_id)
+    with store.transaction():
+        cancelled, _finished = store.cancel_job(job.job_id)
+        job = store.get_job(job.job_id)
+        if job.state in records.JOB_TERMINAL_STATES:
+            announce.job_ended(store, job)
+        else:                           # devices still in session finish the job later
+            announce.closed_by_server(store, job)
+    call.services.pushes_queued()
     return {"jobId": job.job_id, "state": job_state(job), "cancelled": cancelled}
 
 

@@ -1,0 +1,41 @@
+"""Telling consumers about results (OES4): when a device's part of a job
+ends, and when a whole job ends, enqueue the pushes its delivery mode asks
+for, in the caller's store transaction (transactional outbox). Job pushes
+have fixed delivery ids, so announcing the same thing twice adds nothing."""
+from dmwsi.notify import outbox
+from dmwsi.store.records import DELIVERY_EACH, TARGET_CANCELLED, TARGET_TIMED_OUT
+
+
+def target_finished(store, job_id, device_id, job_completed):
+    """A device ended its part of the job (``job_completed``: it was the last)."""
+    job = store.get_job(job_id)
+    rows, _ = store.job_results(job_id, include_unfinished=True, device_ids=[device_id])
+    if rows:
+        outbox.device_result_pushed(store, job, rows[0])
+    if job_completed:
+        job_ended(store, job)
+
+
+def closed_by_server(store, job):
+    """Devices whose part the server ended (cancelled, timed out) are results too."""
+    if job.delivery_mode != DELIVERY_EACH:
+        return
+    cursor = None
+    while True:
+        rows, cursor = store.job_results(job.job_id, after=cursor, limit=500,
+                                         states=[TARGET_CANCELLED, TARGET_TIMED_OUT])
+        for row in rows:
+            outbox.device_result_pushed(store, job, row)
+        if cursor is None:
+            return
+
+
+def job_ended(store, job):
+    closed_by_server(store, job)
+    outbox.job_completed(store, job)
+
+
+def jobs_completed(store, job_ids):
+    """Jobs ended by the server: expired, or refused whole."""
+    for job_id in job_ids:
+        job_ended(store, store.get_job(job_id))
