@@ -1,8 +1,9 @@
-"""The ``dmwsi`` command: serve, call an operation, inspect jobs."""
+"""The ``dmwsi`` command: serve, call an operation (and follow its job), print a job's results, inspect jobs."""
 import argparse
 import json
 import logging
 import sys
+import time
 
 from dmwsi.config import ConfigError, load_config
 
@@ -44,35 +45,171 @@ def parse_assignments(pairs):
     return request
 
 
-def cmd_call(args):
-    import zeep
+class CallFailed(Exception):
+    """A SOAP call answered a fault or did not get through: exit code 2, the message on stderr."""
+
+
+def _client(url):
+    import requests
+    from dmwsi.client import soap_client
+    try:
+        return soap_client(url)
+    except requests.RequestException as e:
+        raise CallFailed(f"error: cannot load the WSDL from {url}: {e}")
+
+
+def _invoke(client, operation, request):
+    """Call ``operation``; the answer as plain dicts and lists. Faults -> CallFailed."""
+    import requests
     from zeep.exceptions import Fault
     from zeep.helpers import serialize_object
-    from dmwsi.client import soap_client
-
-    client = soap_client(args.url)
     try:
-        request = parse_assignments(args.params)
-        result = getattr(client.service, args.operation)(**request)
+        return serialize_object(getattr(client.service, operation)(**request), dict)
     except Fault as fault:
         detail = _fault_detail(fault)
-        print(f"fault {detail.get('code', fault.code)}: {detail.get('message', fault.message)}", file=sys.stderr)
+        raise CallFailed(f"fault {detail.get('code', fault.code)}: {detail.get('message', fault.message)}")
+    except requests.RequestException as e:
+        raise CallFailed(f"error: {operation}: {e}")
+
+
+def cmd_call(args):
+    try:
+        client = _client(args.url)
+        request = parse_assignments(args.params)
+        answer = _invoke(client, args.operation, request)
+        if not args.follow:
+            _print_answer(answer, args.json)
+            return 0
+        job_id = answer.get("jobId") if isinstance(answer, dict) else None
+        if not job_id:
+            _print_answer(answer, args.json)
+            print(f"error: {args.operation} answered no jobId to follow", file=sys.stderr)
+            return 2
+        if not args.json:
+            _print_answer(answer, False)
+        job, code = follow_job(client, job_id)
+    except CallFailed as e:
+        print(e, file=sys.stderr)
         return 2
     except (ValueError, TypeError, AttributeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    plain = serialize_object(result, dict)
     if args.json:
-        print(json.dumps(plain, indent=2, default=str))
+        print(json.dumps({"response": answer, "job": job}, indent=2, default=str))
     else:
-        _print_table(plain)
-    return 0
+        print(_counts_line(job))
+    return code
+
+
+def _print_answer(answer, as_json):
+    if as_json:
+        print(json.dumps(answer, indent=2, default=str))
+    else:
+        _print_table(answer)
 
 
 def _fault_detail(fault):
     if fault.detail is None:
         return {}
     return {child.tag.split("}")[-1]: child.text for el in fault.detail for child in el}
+
+
+# --- following a job --------------------------------------------------------
+
+JOB_FINAL_STATES = ("completed", "cancelled", "expired")
+SHOWN_COUNTS = ("succeeded", "failed", "refused", "timedOut", "cancelled", "pending", "inSession")
+OPEN_COUNTS = ("pending", "inSession")
+FOLLOW_INTERVAL = 0.5
+
+
+def follow_job(client, job_id, interval=FOLLOW_INTERVAL):
+    """Poll GetJobStatus with a live progress bar (stderr) until the job is
+    final -> (JobInfo, 0); Ctrl-C stops following, not the job -> (last JobInfo, 130)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    job = _job_status(client, job_id)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
+                        console=Console(stderr=True), refresh_per_second=4)
+    try:
+        with progress:
+            bar = progress.add_task(job["state"], counts="")
+            while True:
+                _show(progress, bar, job)
+                if job["state"] in JOB_FINAL_STATES:
+                    return job, 0
+                time.sleep(interval)
+                job = _job_status(client, job_id)
+    except KeyboardInterrupt:
+        print(f"stopped following {job_id}; the job goes on", file=sys.stderr)
+        return job, 130
+
+
+def _job_status(client, job_id):
+    answer = _invoke(client, "GetJobStatus", {"jobId": job_id})
+    return answer.get("job", answer)    # zeep unwraps a response of one element: the JobInfo itself
+
+
+def _show(progress, bar, job):
+    counts = job["counts"]
+    done = counts["total"] - sum(counts[k] for k in OPEN_COUNTS)
+    progress.update(bar, description=job["state"], total=counts["total"], completed=done,
+                    counts=" ".join(f"{k}={counts[k]}" for k in SHOWN_COUNTS))
+
+
+def _counts_line(job):
+    counts = job["counts"]
+    return f"job {job['jobId']} {job['state']}: total={counts['total']} " + \
+        " ".join(f"{k}={counts[k]}" for k in SHOWN_COUNTS)
+
+
+# --- results ---------------------------------------------------------------
+
+def cmd_results(args):
+    """Every per-device result of a job, keyset-paged through GetJobResults."""
+    try:
+        client = _client(args.url)
+        state, results = job_results(client, args.job_id, args.state, args.page_size)
+    except CallFailed as e:
+        print(e, file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+    else:
+        _print_results(args.job_id, state, results)
+    return 0
+
+
+def job_results(client, job_id, states=None, page_size=None):
+    """-> (job state, [DeviceResult as dict]) over every page."""
+    request = {"jobId": job_id, "states": states or None, "pageSize": page_size}
+    results, cursor = [], None
+    while True:
+        page = _invoke(client, "GetJobResults", {**request, "after": cursor})
+        results.extend(page.get("results") or [])
+        cursor = page.get("nextCursor")
+        if not cursor:
+            return page["state"], results
+
+
+def _print_results(job_id, state, results):
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"job {job_id} ({state}): {len(results)} results", show_header=True,
+                  header_style="bold")
+    for column in ("device", "state", "status", "message", "items"):
+        table.add_column(column)
+    for r in results:
+        items = "\n".join(f"{i['uri']}={'' if i.get('value') is None else i['value']}"
+                          for i in r.get("items") or [])
+        table.add_row(r["deviceId"], r["state"], _blank(r.get("statusCode")), _blank(r.get("message")), items)
+    Console().print(table)
+
+
+def _blank(value):
+    return "" if value is None else str(value)
 
 
 def _print_table(value):
@@ -209,7 +346,20 @@ def build_parser():
     call.add_argument("params", nargs="*", metavar="key=value")
     call.add_argument("--url", default="http://127.0.0.1:8080/soap", help="SOAP endpoint")
     call.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    call.add_argument("--follow", action="store_true",
+                      help="follow the job the call answers (GetJobStatus every 0.5 s, a progress bar) "
+                           "until it is final; Ctrl-C stops following, not the job (exit 130). "
+                           "With --json, prints {response, job} once the job is final")
     call.set_defaults(func=cmd_call)
+
+    results = sub.add_parser("results", help="print a job's per-device results (every page of GetJobResults)")
+    results.add_argument("job_id", metavar="JOBID")
+    results.add_argument("--url", default="http://127.0.0.1:8080/soap", help="SOAP endpoint")
+    results.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    results.add_argument("--state", action="append", metavar="STATE",
+                         help="only results in this target state (repeatable); default: every final state")
+    results.add_argument("--page-size", type=int, help="results per GetJobResults page (server default: 100)")
+    results.set_defaults(func=cmd_results)
 
     sim = sub.add_parser("sim", help="run a simulated device fleet against a server")
     sim.add_argument("--devices", type=int, default=10, help="number of devices (split by class share)")

@@ -58,12 +58,13 @@ class Server:
             server_uri=dm["public_url"], accepted_schemes=tuple(dm["accepted_auth"]),
             server_max_msg_size=dm["max_msg_size"], server_max_obj_size=dm["max_obj_size"],
             send_server_cred=dm["send_server_cred"])
-        backend = StoreBackend(self.services.store, self.config, on_pushes=self.services.pushes_queued)
+        backend = StoreBackend(self.services.store, self.config, on_pushes=self.services.pushes_queued,
+                               view=self.services.result_view)
         dm_server = DMServer(backend, policy, session_timeout=dm["session_timeout"])
         self.notifier = make_notifier(dm["notifier"], self.reactor, dm["notification_concurrency"])
         self.services.dm_server = dm_server
         self.services.wakeup = WakeUp(self.services.store, dm_server, self.notifier, self.config, self.reactor,
-                                      on_pushes=self.services.pushes_queued)
+                                      on_pushes=self.services.pushes_queued, view=self.services.result_view)
         return dm_server
 
     def start(self):

@@ -7,16 +7,21 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from dmwsi import tls
+from dmwsi.authz import Authorizer
+from dmwsi.security.principals import load_policy, policy_path
 from dmwsi.store import open_store
 from dmwsi.store.records import LogEntry
+from dmwsi.wsi.faults import DmwsiFault
 
 log = logging.getLogger(__name__)
 
 
 class Services:
-    def __init__(self, config, store, reactor=None):
+    def __init__(self, config, store, reactor=None, policy=None):
         self.config = config
         self.store = store
+        self.policy = policy                       # dmwsi.security.principals.Policy
+        self.authz = Authorizer.from_policy(policy.raw if policy else {})
         self.reactor = reactor
         self.handlers = {}
         self.dm_server = None     # set by the host
@@ -44,7 +49,25 @@ class Services:
     def open(cls, config, reactor=None):
         config.data_dir.mkdir(parents=True, exist_ok=True)
         store = open_store(config.data_path(config["store"]["path"]))
-        return cls(config, store, reactor)
+        return cls(config, store, reactor, load_policy(policy_path(config)))
+
+    def authorize(self, call):
+        """May this caller call this operation at all? (OES7; default deny)"""
+        if not self.authz.may_call(call.roles, call.operation):
+            raise DmwsiFault("NotAuthorized", f"{call.principal} may not call {call.operation}")
+
+    def visible_nodes(self, roles):
+        """A filter of returned nodes: only those these roles may Get (OES7)."""
+        return lambda uri: self.authz.may_touch(roles, uri, "Get")
+
+    def result_view(self, job):
+        """The node filter for results pushed to the job's own principal."""
+        return self.visible_nodes(self.roles_of(job.principal))
+
+    def roles_of(self, principal):
+        """The roles the policy gives a principal (for work done on its behalf later)."""
+        entry = self.policy.get(principal) if self.policy else None
+        return entry.roles if entry else ()
 
     def close(self):
         self.store.close()

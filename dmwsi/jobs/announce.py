@@ -3,20 +3,27 @@ ends, and when a whole job ends, enqueue the pushes its delivery mode asks
 for, in the caller's store transaction (transactional outbox). Job pushes
 have fixed delivery ids, so announcing the same thing twice adds nothing."""
 from dmwsi.notify import outbox
+from dmwsi.wsi.handlers.results import device_result
 from dmwsi.store.records import DELIVERY_EACH, TARGET_CANCELLED, TARGET_TIMED_OUT
 
 
-def target_finished(store, job_id, device_id, job_completed):
-    """A device ended its part of the job (``job_completed``: it was the last)."""
+def target_finished(store, job_id, device_id, job_completed, view):
+    """A device ended its part of the job (``job_completed``: it was the last).
+    ``view(job)``: the node filter for what the job's principal may see."""
     job = store.get_job(job_id)
     rows, _ = store.job_results(job_id, include_unfinished=True, device_ids=[device_id])
     if rows:
-        outbox.device_result_pushed(store, job, rows[0])
+        _push_result(store, job, rows[0], view)
     if job_completed:
-        job_ended(store, job)
+        job_ended(store, job, view)
 
 
-def closed_by_server(store, job):
+def _push_result(store, job, row, view):
+    if job.delivery_mode == DELIVERY_EACH:
+        outbox.device_result_pushed(store, job, device_result(store, job, row, visible=view(job)))
+
+
+def closed_by_server(store, job, view):
     """Devices whose part the server ended (cancelled, timed out) are results too."""
     if job.delivery_mode != DELIVERY_EACH:
         return
@@ -25,17 +32,17 @@ def closed_by_server(store, job):
         rows, cursor = store.job_results(job.job_id, after=cursor, limit=500,
                                          states=[TARGET_CANCELLED, TARGET_TIMED_OUT])
         for row in rows:
-            outbox.device_result_pushed(store, job, row)
+            _push_result(store, job, row, view)
         if cursor is None:
             return
 
 
-def job_ended(store, job):
-    closed_by_server(store, job)
+def job_ended(store, job, view):
+    closed_by_server(store, job, view)
     outbox.job_completed(store, job)
 
 
-def jobs_completed(store, job_ids):
+def jobs_completed(store, job_ids, view):
     """Jobs ended by the server: expired, or refused whole."""
     for job_id in job_ids:
-        job_ended(store, store.get_job(job_id))
+        job_ended(store, store.get_job(job_id), view)

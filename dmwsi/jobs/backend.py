@@ -34,8 +34,9 @@ def alert_succeeded(data):
 
 
 class StoreBackend:
-    def __init__(self, store, config, on_event=None, on_pushes=None):
+    def __init__(self, store, config, on_event=None, on_pushes=None, view=None):
         self.store = store
+        self.view = view or (lambda job: None)           # node filter of pushed results (OES7)
         self.dm = config["dm"]
         self.on_event = on_event or (lambda device_id, alert: None)
         self.on_pushes = on_pushes or (lambda: None)     # pushes committed: send them
@@ -43,7 +44,7 @@ class StoreBackend:
     def _finish_target(self, job_id, device_id, state, **fields):
         """Set a final target state and announce it (caller holds the transaction)."""
         completed = self.store.set_target_state(job_id, device_id, state, **fields)
-        announce.target_finished(self.store, job_id, device_id, completed)
+        announce.target_finished(self.store, job_id, device_id, completed, self.view)
 
     def account(self, device_id):
         device = self.store.get_device(device_id)

@@ -17,6 +17,7 @@ from dmwsi.store.records import (DELIVERY_EACH, DELIVERY_PULL, TARGET_OPEN_STATE
 from dmwsi.wsi.faults import DmwsiFault
 
 UNKNOWN_DEVICE = "unknown device"
+OUT_OF_SCOPE = "outside the caller's device scope"
 WAIT_POLL_SECONDS = 0.05
 
 
@@ -37,6 +38,8 @@ class JobRequest:
     atomic: bool = False
     customer_care: bool = False
     params: dict = field(default_factory=dict)        # what the handler needs to shape results
+    roles: tuple | None = None      # the caller's roles; None: trusted internal caller
+    bulk: bool = False              # out-of-scope devices are refused one by one, not the request
 
 
 def submit(services, request: JobRequest):
@@ -52,6 +55,8 @@ def submit(services, request: JobRequest):
         raise DmwsiFault("InvalidArgument", "schedule notAfter must be later than notBefore", element="schedule")
     if not request.devices:
         raise DmwsiFault("InvalidArgument", "the request names no device", element="device")
+    if request.roles is not None:
+        authorize(services, request)
 
     known = store.known_device_ids(request.devices)
     targets, seen = [], set()
@@ -82,14 +87,44 @@ def submit(services, request: JobRequest):
             if job.delivery_mode == DELIVERY_EACH:   # refused devices are results too (UC 5.2)
                 for target in targets:
                     if target.state == TARGET_REFUSED:
-                        announce.target_finished(store, job.job_id, target.device_id, False)
+                        announce.target_finished(store, job.job_id, target.device_id, False,
+                                                 services.result_view)
             if job.state == "completed":            # every device refused: nothing to wait for
-                announce.jobs_completed(store, [job.job_id])
+                announce.jobs_completed(store, [job.job_id], services.result_view)
     except DuplicateJob as e:        # a concurrent retry won the race
         return _same_request_or_fault(store.get_job(e.job_id), request)
     services.work_queued()
     services.pushes_queued()
     return job
+
+
+def authorize(services, request):
+    """OES7, before anything is written: every command on its node, the
+    batch size, and the device scope (one device: a fault; bulk: each device
+    outside the scope is refused with the reason, UC 5.2)."""
+    authz, roles = services.authz, request.roles
+    for command in [c for cs in [request.commands, *request.per_device.values()] for c in cs]:
+        if not command_allowed(authz, roles, command):
+            raise DmwsiFault("NotAuthorized", f"{request.principal} may not {command.action} {command.uri}",
+                             element="commands")
+    limit = authz.max_batch(roles)
+    if limit is not None and len(request.devices) > limit:
+        raise DmwsiFault("PolicyRefused", f"a batch of {len(request.devices)} devices exceeds the "
+                         f"{limit} allowed to {request.principal}")
+    outside = authz.out_of_scope(services.store, roles, request.devices)
+    if outside and not request.bulk:
+        raise DmwsiFault("NotAuthorized", f"{request.principal} may not manage this device", element="device")
+    for device_id in outside:
+        request.refused.setdefault(device_id, OUT_OF_SCOPE)
+
+
+def command_allowed(authz, roles, command):
+    if "?list=" in command.uri:
+        return command.action == "Get" and authz.may_list(roles, command.uri)
+    if command.action == "Copy":
+        return authz.may_touch(roles, command.uri, "Copy") or (
+            authz.may_touch(roles, command.uri, "Add") and authz.may_touch(roles, command.source_uri or "", "Get"))
+    return authz.may_touch(roles, command.uri, command.action)
 
 
 def _same_request_or_fault(existing, request):

@@ -15,8 +15,10 @@ log = logging.getLogger(__name__)
 
 
 class WakeUp:
-    def __init__(self, store, dm_server, notifier, config, reactor, clock=time.monotonic, on_pushes=None):
+    def __init__(self, store, dm_server, notifier, config, reactor, clock=time.monotonic, on_pushes=None,
+                 view=None):
         self.store = store
+        self.view = view or (lambda job: None)
         self.on_pushes = on_pushes or (lambda: None)
         self.dm_server = dm_server
         self.notifier = notifier
@@ -54,7 +56,7 @@ class WakeUp:
         self._kicked = False
         with self.store.transaction():
             expired = self.store.expire_jobs()      # devices that never came: timed out per job
-            announce.jobs_completed(self.store, expired)
+            announce.jobs_completed(self.store, expired, self.view)
         if expired:
             log.info("expired %d job(s): %s", len(expired), ", ".join(expired[:10]))
             self.on_pushes()

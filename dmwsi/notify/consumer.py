@@ -62,7 +62,14 @@ class Attempt:
 
 
 class _ConsumerServices:
-    """What the generated dispatcher expects of ``app.dmwsi_services``."""
+    """The little the generated service needs from its host: no authorization
+    (pushes come from the server it subscribed to), nothing to log."""
+
+    def roles_of(self, principal):
+        return ()
+
+    def authorize(self, call):
+        pass
 
     def record_call(self, call, request, response, fault):
         pass

@@ -18,12 +18,11 @@ import uuid
 
 from lxml import etree
 
-from dmwsi.config import PROJECT_ROOT
 from dmwsi.security.authenticate import PARSER, Authenticator
 from dmwsi.security.faults import SecurityFault, fault_envelope
 from dmwsi.security.mtls import PEER_CERTIFICATE
 from dmwsi.security.ns import SIGNATURE_ALGORITHMS, SOAP11
-from dmwsi.security.principals import load_policy
+from dmwsi.security.principals import load_policy, policy_path
 from dmwsi.security.replay import ReplayCache
 from dmwsi.security.signing import sign_envelope
 from dmwsi.security.trust import TrustStore
@@ -32,7 +31,6 @@ from dmwsi.store.records import LogEntry
 
 log = logging.getLogger(__name__)
 
-DEFAULT_POLICY = PROJECT_ROOT / "conf" / "policy.toml"
 FAULT_STATUS = "500 Internal Server Error"
 _OPERATION = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
@@ -44,7 +42,7 @@ def authenticator_from_config(config):
     if unknown:
         raise ValueError(f"security.allowed_signature_algorithms: unknown {sorted(unknown)}; "
                          f"known: {sorted(SIGNATURE_ALGORITHMS)}")
-    policy = load_policy(config.data_path(sec["policy_file"]) if sec["policy_file"] else DEFAULT_POLICY)
+    policy = load_policy(policy_path(config))
     trust = TrustStore.from_file(config.data_path(sec["trusted_ca_file"]) if sec["trusted_ca_file"] else None)
     settings = Settings(timestamp_skew=float(sec["timestamp_skew"]), replay_window=float(sec["replay_window"]),
                         signature_algorithms=frozenset(sec["allowed_signature_algorithms"]))

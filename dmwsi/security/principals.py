@@ -168,3 +168,10 @@ def load_policy(path, environ=None):
     except OSError as e:
         raise PolicyError(f"{path}: {e}")
     return Policy(principals, raw)
+
+
+def policy_path(config):
+    """The policy file of ``[security] policy_file`` (default: conf/policy.toml)."""
+    from dmwsi.config import PROJECT_ROOT
+    configured = config["security"]["policy_file"]
+    return config.data_path(configured) if configured else PROJECT_ROOT / "conf" / "policy.toml"

@@ -270,8 +270,10 @@ class Store(abc.ABC):
         *,
         now: datetime | None = None,
     ) -> int:
-        """Acknowledge finished results up to a job_results cursor (inclusive)
-        or for the listed devices; returns how many were newly acknowledged."""
+        """Acknowledge finished results up to a job_results cursor (inclusive),
+        for the listed devices, or -- neither given -- every result finished
+        so far; returns how many were newly acknowledged. Both given ->
+        TypeError; unknown job -> NotFound."""
 
     @abc.abstractmethod
     def cancel_job(self, job_id: str, *, now: datetime | None = None) -> tuple[int, list[str]]:

@@ -1022,8 +1022,8 @@ class SQLiteStore(Store):
         *,
         now: datetime | None = None,
     ) -> int:
-        if (upto_cursor is None) == (device_ids is None):
-            raise TypeError("acknowledge takes exactly one of upto_cursor and device_ids")
+        if upto_cursor is not None and device_ids is not None:
+            raise TypeError("acknowledge takes at most one of upto_cursor and device_ids")
         now_s = _ts(now or _utcnow())
         conn = self._conn
         # Only finished results can be acknowledged; OR IGNORE makes a
@@ -1037,6 +1037,8 @@ class SQLiteStore(Store):
             if upto_cursor is not None:
                 (last,) = _decode_cursor("results", upto_cursor, (str,))
                 cur = conn.execute(select + "AND device_id <= ?", (principal, now_s, job_id, last))
+            elif device_ids is None:    # every result finished so far
+                cur = conn.execute(select, (principal, now_s, job_id))
             else:
                 cur = conn.executemany(
                     select + "AND device_id = ?",

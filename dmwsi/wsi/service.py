@@ -124,8 +124,15 @@ def _dispatcher(operation, field_names, output_models, handler_of):
             raise not_implemented(operation)
         request = {name: to_plain(v) for name, v in zip(field_names, args) if v is not None}
         env = ctx.transport.req_env
-        call = Call(operation=operation, principal=env.get("dmwsi.principal", "anonymous"),
-                    services=ctx.app.dmwsi_services, spyne_ctx=ctx, roles=tuple(env.get("dmwsi.roles", ())))
+        services = ctx.app.dmwsi_services
+        principal = env.get("dmwsi.principal", "anonymous")
+        roles = tuple(env["dmwsi.roles"]) if "dmwsi.roles" in env else services.roles_of(principal)
+        call = Call(operation=operation, principal=principal, services=services, spyne_ctx=ctx, roles=roles)
+        try:
+            services.authorize(call)
+        except DmwsiFault as fault:
+            services.record_call(call, request, None, fault)
+            raise
         try:
             response = handler(call, request) or {}
         except Exception as e:  # anything but a DmwsiFault becomes InternalError

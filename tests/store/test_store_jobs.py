@@ -359,9 +359,31 @@ def test_acknowledge_by_cursor_and_by_device(store):
     assert [r.device_id for r in store.job_results(job.job_id, unacknowledged_by="op")[0]] == ["d2", "d4"]
     assert len(store.job_results(job.job_id, unacknowledged_by="someone-else")[0]) == 5
     with pytest.raises(TypeError):
-        store.acknowledge(job.job_id, "op")
+        store.acknowledge(job.job_id, "op", upto_cursor=cursor, device_ids=["d2"])
     with pytest.raises(NotFound):
         store.acknowledge("nope", "op", device_ids=["d1"])
+
+
+def test_acknowledge_everything_finished_so_far(store):
+    devices = [f"d{i}" for i in range(5)]
+    job = make_job(store, devices)
+    other = make_job(store, devices)
+    for d in devices[:3]:
+        store.set_target_state(job.job_id, d, "succeeded")
+        store.set_target_state(other.job_id, d, "failed")
+    store.set_target_state(job.job_id, "d3", "inSession")
+    assert store.acknowledge(job.job_id, "op", device_ids=["d0"]) == 1
+    # Neither cursor nor devices: every finished result, counting only new ones.
+    assert store.acknowledge(job.job_id, "op") == 2
+    assert store.acknowledge(job.job_id, "op") == 0
+    assert store.job_results(job.job_id, unacknowledged_by="op")[0] == []
+    # Unfinished targets stay open for a later acknowledgement; other jobs are untouched.
+    store.set_target_state(job.job_id, "d3", "failed")
+    assert [r.device_id for r in store.job_results(job.job_id, unacknowledged_by="op")[0]] == ["d3"]
+    assert len(store.job_results(other.job_id, unacknowledged_by="op")[0]) == 3
+    assert store.acknowledge(job.job_id, "op") == 1
+    with pytest.raises(NotFound):
+        store.acknowledge("nope", "op")
 
 
 def test_cancel_job(store):

@@ -130,3 +130,73 @@ def test_transaction_log_records_every_request(client, server):
     assert {e.operation for e in failures.entries} == {"GetJobStatus"}
     by_job = client.service.GetTransactionLog(jobId="missing")
     assert [e.operation for e in by_job.entries] == ["GetJobStatus"]
+
+
+def unacknowledged(client, job_id):
+    page = client.service.GetJobResults(jobId=job_id, unacknowledgedOnly=True)
+    return [r.deviceId for r in page.results]
+
+
+def test_acknowledge_results_by_device_then_everything_finished(client, server):
+    store = server.store
+    devices = [f"IMEI:{n}" for n in range(5)]
+    job = make_job(store, devices)
+    for d in devices[:3]:
+        finish(store, job.job_id, d, "succeeded", 200, "P1")
+    assert unacknowledged(client, job.job_id) == devices[:3]
+    answer = client.service.AcknowledgeResults(jobId=job.job_id, deviceIds=["IMEI:1", "IMEI:3"])
+    assert (answer.jobId, answer.acknowledged) == (job.job_id, 1)     # IMEI:3 has not finished
+    assert unacknowledged(client, job.job_id) == ["IMEI:0", "IMEI:2"]
+    assert client.service.AcknowledgeResults(jobId=job.job_id).acknowledged == 2
+    assert unacknowledged(client, job.job_id) == []
+    assert client.service.AcknowledgeResults(jobId=job.job_id).acknowledged == 0
+    finish(store, job.job_id, "IMEI:3", "failed", 500)
+    assert unacknowledged(client, job.job_id) == ["IMEI:3"]
+    # Acknowledgements are per principal; without unacknowledgedOnly every result is there.
+    assert unacknowledged_by_other(store, job.job_id) == devices[:4]
+    assert len(client.service.GetJobResults(jobId=job.job_id).results) == 4
+
+
+def unacknowledged_by_other(store, job_id):
+    return [r.device_id for r in store.job_results(job_id, unacknowledged_by="someone-else")[0]]
+
+
+def push_for(store, job, principal="anonymous"):
+    return store.enqueue_push(principal, "http://127.0.0.1:9/unreachable", "JobCompleted",
+                              {"jobId": job.job_id}, job_id=job.job_id,
+                              now=datetime.now(timezone.utc) + timedelta(hours=1))   # not due: the sender waits
+
+
+def test_acknowledge_push_deliveries_stops_their_retries(client, server):
+    store = server.store
+    job = make_job(store, ["IMEI:1", "IMEI:2"])
+    finish(store, job.job_id, "IMEI:1", "succeeded", 200, "P1")
+    first, second = push_for(store, job), push_for(store, job)
+    answer = client.service.AcknowledgeResults(jobId=job.job_id, deliveryIds=[first, second, first])
+    assert answer.acknowledged == 2
+    for delivery_id in (first, second):
+        push = store.get_push(delivery_id)
+        assert push.delivered_at is not None and push.next_attempt_at is None
+    # Deliveries only: the device results stay unacknowledged; a repeat counts nothing new.
+    assert unacknowledged(client, job.job_id) == ["IMEI:1"]
+    assert client.service.AcknowledgeResults(jobId=job.job_id, deliveryIds=[first]).acknowledged == 0
+    both = client.service.AcknowledgeResults(jobId=job.job_id, deliveryIds=[second], deviceIds=["IMEI:1"])
+    assert both.acknowledged == 1 and unacknowledged(client, job.job_id) == []
+
+
+def test_acknowledge_rejects_foreign_deliveries_and_writes_nothing(client, server):
+    store = server.store
+    job, other = make_job(store, ["IMEI:1"]), make_job(store, ["IMEI:1"])
+    finish(store, job.job_id, "IMEI:1", "succeeded", 200, "P1")
+    mine, elsewhere, not_mine = push_for(store, job), push_for(store, other), push_for(store, job, "someone-else")
+    for bad in ("no-such-delivery", elsewhere, not_mine):
+        with pytest.raises(Fault) as info:
+            client.service.AcknowledgeResults(jobId=job.job_id, deviceIds=["IMEI:1"], deliveryIds=[mine, bad])
+        assert code(info.value) == "InvalidArgument"
+        assert bad in info.value.message
+    # Validated before anything is written: neither the device nor the valid delivery was acknowledged.
+    assert store.get_push(mine).delivered_at is None
+    assert unacknowledged(client, job.job_id) == ["IMEI:1"]
+    with pytest.raises(Fault) as info:
+        client.service.AcknowledgeResults(jobId="missing")
+    assert code(info.value) == "UnknownJob"

@@ -48,7 +48,7 @@ def submit_bulk_operation(call, request):
         delivery_mode=delivery.get("mode", "pull"), callback_url=delivery.get("callbackUrl"),
         not_before=schedule.get("notBefore"), not_after=schedule.get("notAfter"),
         concurrency=request.get("concurrency"), atomic=bool(request.get("atomic")),
-        customer_care=call.customer_care))
+        customer_care=call.customer_care, roles=call.roles, bulk=True))
     counts = store.job_counts(job.job_id)
     return {"jobId": job.job_id, "state": job_state(job),
             "accepted": sum(counts.values()) - counts["refused"], "refused": counts["refused"]}

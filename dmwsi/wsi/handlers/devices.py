@@ -32,7 +32,8 @@ def run_on_device(call, request, commands, *, params=None):
         principal=call.principal, operation=call.operation, devices=[device.device_id],
         commands=commands, client_job_id=request.get("jobId"),
         delivery_mode=delivery.get("mode", "pull"), callback_url=delivery.get("callbackUrl"),
-        atomic=bool(request.get("atomic")), customer_care=call.customer_care, params=params or {}))
+        atomic=bool(request.get("atomic")), customer_care=call.customer_care, params=params or {},
+        roles=call.roles))
     response = {"jobId": job.job_id, "state": job_state(job)}
     if request.get("synchronous"):
         timeout = request.get("timeoutSeconds", services.config["jobs"]["max_sync_wait"])
@@ -41,7 +42,8 @@ def run_on_device(call, request, commands, *, params=None):
         response["state"] = job_state(job)
         if finished:
             rows, _ = services.store.job_results(job.job_id, limit=1, include_unfinished=True)
-            response["results"] = [device_result(services.store, job, r) for r in rows]
+            visible = services.visible_nodes(call.roles)
+            response["results"] = [device_result(services.store, job, r, visible=visible) for r in rows]
     return response
 
 

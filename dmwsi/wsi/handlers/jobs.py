@@ -1,4 +1,4 @@
-"""Jobs: status, results, listing, cancelling (OES10, EI10, CC4)."""
+"""Jobs: status, results, acknowledging results, listing, cancelling (OES10, EI10, CC4)."""
 from datetime import datetime, timezone
 
 from dmwsi.jobs import announce
@@ -47,9 +47,36 @@ def get_job_results(call, request):
             include_unfinished=bool(set(states or ()) & set(records.TARGET_OPEN_STATES)),
             unacknowledged_by=call.principal if request.get("unacknowledgedOnly") else None)
     commands = store.job_commands(job.job_id)
-    results = [device_result(store, job, r, commands) for r in rows]
+    visible = call.services.visible_nodes(call.roles)
+    results = [device_result(store, job, r, commands, visible) for r in rows]
     return {"jobId": job.job_id, "state": job_state(job), "results": results,
             "nextCursor": cursor}
+
+
+def acknowledge_results(call, request):
+    """Results of given devices, given push deliveries, or -- neither given --
+    every result finished so far; one transaction."""
+    store = call.services.store
+    job = job_or_fault(store, request["jobId"])
+    device_ids = request.get("deviceIds") or None
+    delivery_ids = list(dict.fromkeys(request.get("deliveryIds") or ()))
+    acknowledged = 0
+    with store.transaction():
+        pending = [d for d in delivery_ids if _job_push(store, call, job, d).delivered_at is None]
+        if device_ids is not None or not delivery_ids:
+            acknowledged += store.acknowledge(job.job_id, call.principal, device_ids=device_ids)
+        for delivery_id in pending:     # the consumer confirms receipt out of band: retries stop
+            store.mark_delivered(delivery_id)
+        acknowledged += len(pending)
+    return {"jobId": job.job_id, "acknowledged": acknowledged}
+
+
+def _job_push(store, call, job, delivery_id):
+    push = store.get_push(delivery_id)
+    if push is None or push.job_id != job.job_id or push.principal != call.principal:
+        raise DmwsiFault("InvalidArgument", f"no push delivery {delivery_id!r} of job {job.job_id} for you",
+                         element="deliveryIds")
+    return push
 
 
 def cancel_job(call, request):
@@ -61,9 +88,9 @@ def cancel_job(call, request):
         cancelled, _finished = store.cancel_job(job.job_id)
         job = store.get_job(job.job_id)
         if job.state in records.JOB_TERMINAL_STATES:
-            announce.job_ended(store, job)
+            announce.job_ended(store, job, call.services.result_view)
         else:                           # devices still in session finish the job later
-            announce.closed_by_server(store, job)
+            announce.closed_by_server(store, job, call.services.result_view)
     call.services.pushes_queued()
     return {"jobId": job.job_id, "state": job_state(job), "cancelled": cancelled}
 
@@ -88,6 +115,7 @@ def list_jobs(call, request):
 HANDLERS = {
     "GetJobStatus": get_job_status,
     "GetJobResults": get_job_results,
+    "AcknowledgeResults": acknowledge_results,
     "CancelJob": cancel_job,
     "ListJobs": list_jobs,
 }

@@ -9,8 +9,9 @@ COMPONENT_FIELDS = {"ID": "componentId", "Name": "name", "Version": "version", "
 COMPONENT_STATES = {"10": "inactive", "20": "active"}
 
 
-def device_result(store, job, row, job_commands=None):
-    """``job_commands``: the job's common commands, when the caller has them."""
+def device_result(store, job, row, job_commands=None, visible=None):
+    """``job_commands``: the job's common commands, when the caller has them;
+    ``visible(uri)``: whether the reader may see a node (OES7) - others are left out."""
     target = store.get_target(job.job_id, row.device_id)
     own = (target.params or {}).get("commands") if target else None   # bulk per-device commands
     if own is not None:
@@ -25,7 +26,7 @@ def device_result(store, job, row, job_commands=None):
             statuses.append({"index": item.command_seq or 0, "action": cmd.action if cmd else "Get",
                              "uri": item.uri or "", "statusCode": item.status_code or 0,
                              **({"correlator": cmd.correlator} if cmd and cmd.correlator else {})})
-        else:
+        elif visible is None or visible(item.uri or ""):
             items.append(item)
     request = (job.params or {}).get("request", {})
     depth = request.get("depth")
