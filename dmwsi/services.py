@@ -94,6 +94,7 @@ class Services:
             subscriber_id=device.get("subscriberId"),
             summary=fault.message if fault is not None else _summary(request),
             error_code=fault.code if fault is not None else None,
+            customer_care=getattr(call, "customer_care", False),
         )
         try:
             self.store.append_log(entry)
