@@ -125,16 +125,11 @@ FOLLOW_INTERVAL = 0.5
 def follow_job(client, job_id, interval=FOLLOW_INTERVAL):
     """Poll GetJobStatus with a live progress bar (stderr) until the job is
     final -> (JobInfo, 0); Ctrl-C stops following, not the job -> (last JobInfo, 130)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     job = _job_status(client, job_id)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
-                        console=Console(stderr=True), refresh_per_second=4)
+    progress = _job_progress()
     try:
         with progress:
-            bar = progress.add_task(job["state"], counts="")
+            bar = progress.add_task(job["state"])
             while True:
                 _show(progress, bar, job)
                 if job["state"] in JOB_FINAL_STATES:
@@ -146,6 +141,22 @@ def follow_job(client, job_id, interval=FOLLOW_INTERVAL):
         return job, 130
 
 
+def _job_progress():
+    """A rich Progress on stderr: state, bar, finished/total, elapsed; the counts on the line below."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    class JobProgress(Progress):
+        counts = ""
+
+        def get_renderables(self):
+            yield self.make_tasks_table(self.tasks)
+            yield self.counts
+
+    return JobProgress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), console=Console(stderr=True), refresh_per_second=4)
+
+
 def _job_status(client, job_id):
     answer = _invoke(client, "GetJobStatus", {"jobId": job_id})
     return answer.get("job", answer)    # zeep unwraps a response of one element: the JobInfo itself
@@ -154,8 +165,8 @@ def _job_status(client, job_id):
 def _show(progress, bar, job):
     counts = job["counts"]
     done = counts["total"] - sum(counts[k] for k in OPEN_COUNTS)
-    progress.update(bar, description=job["state"], total=counts["total"], completed=done,
-                    counts=" ".join(f"{k}={counts[k]}" for k in SHOWN_COUNTS))
+    progress.counts = " ".join(f"{k}={counts[k]}" for k in SHOWN_COUNTS)
+    progress.update(bar, description=job["state"], total=counts["total"], completed=done)
 
 
 def _counts_line(job):

@@ -174,3 +174,27 @@ def test_call_follow_json_and_nothing_to_follow(dmwsi_server, finished_job):
     fault = run("call", "SubmitBulkOperation", "deviceIds=IMEI:0", "jobId=x", "--url", dmwsi_server.soap_url,
                 "--follow")
     assert fault.returncode == 2 and fault.stderr.startswith("fault "), fault.stderr
+
+
+def test_ctrl_c_stops_following_not_the_job(dmwsi_server):
+    import signal
+    store = dmwsi_server.store
+    register(store, ["IMEI:c1"])
+    follower = subprocess.Popen([*CLI, "call", "SubmitBulkOperation", "deviceIds=IMEI:c1",
+                                 'commands=[{"action": "Get", "uri": "./DevInfo/Mod"}]',
+                                 "--url", dmwsi_server.soap_url, "--follow"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=WIDE)
+    try:
+        deadline = time.monotonic() + 30
+        while not store.list_jobs()[0] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)         # following now
+        follower.send_signal(signal.SIGINT)
+        out, err = follower.communicate(timeout=30)
+    finally:
+        follower.kill()
+    (job,), _ = store.list_jobs()
+    assert follower.returncode == 130, err
+    assert f"stopped following {job.job_id}; the job goes on" in err
+    assert f"job {job.job_id} pending: total=1" in out
+    assert store.get_job(job.job_id).state == "pending"

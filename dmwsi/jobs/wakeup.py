@@ -67,6 +67,7 @@ class WakeUp:
         rows = self.store.wakeable_targets(after=self._resume_after, limit=page_size)
         # Resume after this page next time (or start over after a short page).
         self._resume_after = rows[-1].device_id if len(rows) == page_size else None
+        customer_care = {}                       # job id -> flag, read once per scan
         for row in rows:
             if budget <= 0:
                 self._resume_after = row.device_id
@@ -82,7 +83,12 @@ class WakeUp:
                 continue
             waking.add(device_id)
             budget -= 1
-            self.notify_device(device)
+            if row.job_id not in customer_care:
+                job = self.store.get_job(row.job_id)
+                customer_care[row.job_id] = bool(job and job.customer_care)
+            # CC1: a session for customer care is marked so in package 0 (ui-mode informative).
+            self.notify_device(device, notification.UI_INFORMATIVE if customer_care[row.job_id]
+                               else notification.UI_NOT_SPECIFIED)
 
     def _forget_silent(self, now):
         """Devices notified long ago that never called in may be notified again."""

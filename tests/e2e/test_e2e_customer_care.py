@@ -32,3 +32,21 @@ def test_customer_care_tree_is_filtered_and_marked(make_fleet, tmp_path):
     assert job.customer_care and job.principal == "cc-agent"
     log = [e for e in h.store.query_log(job_id=answer.jobId)[0] if e.device_id == h.ids[0]]
     assert log and all(e.customer_care for e in log)
+
+
+def test_customer_care_package0_is_marked_informative(make_fleet):
+    from dmwsi.dm import notification
+    h = make_fleet(2, dm={"wakeup_interval": 0.1})
+    h.register()
+    seen = {}
+    original = h.fleet.on_notification
+
+    def spy(device_id, pkg0):
+        seen[device_id] = notification.parse(pkg0).ui_mode
+        return original(device_id, pkg0)
+    h.fleet.on_notification = spy
+    care = h.submit([{"action": "Get", "uri": "./DevInfo/Man"}], devices=h.ids[:1], customer_care=True)
+    plain = h.submit([{"action": "Get", "uri": "./DevInfo/Man"}], devices=h.ids[1:])
+    h.wait_job(care.job_id)
+    h.wait_job(plain.job_id)
+    assert seen == {h.ids[0]: notification.UI_INFORMATIVE, h.ids[1]: notification.UI_NOT_SPECIFIED}
