@@ -156,3 +156,16 @@ def test_replace_without_get_oes7(server):
     with pytest.raises(Fault) as info:
         soap.service.GetDeviceData(device={"deviceId": IN_SCOPE}, uris=["./Browser/Favorites/Home"])
     assert fault_code(info.value) == "NotAuthorized"
+
+
+def test_transaction_log_shows_a_principal_only_its_own_rows(server):
+    dm2, operator = client_for(server, "secondary-dm"), client_for(server, "operator")
+    dm2.service.GetServiceInfo()
+    operator.service.GetServiceInfo()
+    own = {e.principal for e in dm2.service.GetTransactionLog(pageSize=1000).entries}
+    assert own == {"secondary-dm-user"}
+    with pytest.raises(Fault) as info:
+        dm2.service.GetTransactionLog(principal="operator-user")
+    assert fault_code(info.value) == "NotAuthorized"
+    everyone = {e.principal for e in operator.service.GetTransactionLog(pageSize=1000).entries}
+    assert {"secondary-dm-user", "operator-user"} <= everyone

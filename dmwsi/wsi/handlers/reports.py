@@ -1,4 +1,6 @@
 """The transaction log (EI1-4, MDM4, ES13)."""
+from dmwsi.authz import ALL_LOGS
+from dmwsi.wsi.faults import DmwsiFault
 from dmwsi.wsi.handlers.common import page_size, store_errors
 
 
@@ -13,11 +15,18 @@ def log_entry(entry):
 
 
 def get_transaction_log(call, request):
+    """Principals see their own rows unless a role grants ``all-logs`` (EI1-4, MDM4)."""
     store = call.services.store
+    principal = request.get("principal")
+    if not call.services.authz.has(call.roles, ALL_LOGS):
+        if principal not in (None, call.principal):
+            raise DmwsiFault("NotAuthorized", f"{call.principal} may read only its own transaction log",
+                             element="principal")
+        principal = call.principal
     with store_errors():
         rows, cursor = store.query_log(
             job_id=request.get("jobId"), device_id=request.get("deviceId"),
-            principal=request.get("principal"), since=request.get("fromTime"),
+            principal=principal, since=request.get("fromTime"),
             until=request.get("toTime"), after=request.get("after"), limit=page_size(request),
             operation=request.get("operation"), success=request.get("success"),
             subscriber_id=request.get("subscriberId"))
