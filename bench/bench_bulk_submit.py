@@ -87,11 +87,14 @@ class InProcessServer:
         self.thread.join(10)
 
 
-def register(store, ids: list[str]) -> None:
+def register(store, ids: list[str], batch: int = 2000) -> None:
+    """Straight into the store, a batch per transaction (the server's own
+    wake-up needs the write lock now and then)."""
     from dmwsi.store.records import Device
-    with store.transaction():
-        for d in ids:
-            store.upsert_device(Device(device_id=d, man="Acme", client_password="c", server_password="s"))
+    for start in range(0, len(ids), batch):
+        with store.transaction():
+            for d in ids[start:start + batch]:
+                store.upsert_device(Device(device_id=d, man="Acme", client_password="c", server_password="s"))
 
 
 def post(url: str, body: bytes) -> tuple[float, int, bytes]:

@@ -105,7 +105,7 @@ certificate_subject = "{signer}"
 sign_responses = true
 
 [principals.alice]
-roles = ["customer-care"]
+roles = ["customer-care", "registrar"]
 username = "alice"
 password = "alice-secret"
 
@@ -116,7 +116,7 @@ password = "strict-secret"
 require_signature = true
 
 [principals.dm2]
-roles = ["secondary-dm"]
+roles = ["secondary-dm", "registrar"]
 certificate_subject = "{dm2}"
 username = "dm2"
 password = "dm2-secret"
@@ -124,8 +124,14 @@ password = "dm2-secret"
 
 
 def write_policy(directory, text):
+    """Test principals, with the shipped roles (authorization is default deny)."""
+    from dmwsi.config import PROJECT_ROOT
+    shipped = (PROJECT_ROOT / "conf" / "policy.toml").read_text()
     path = Path(directory) / "policy.toml"
-    path.write_text(text)
+    # "registrar": the authentication tests drive RegisterDevice as any principal.
+    registrar = '[roles.registrar]\noperations = ["RegisterDevice", "GetTransactionLog"]\ndevices = "all"\n'
+    roles = "" if "[roles." in text else registrar + "\n" + shipped[shipped.index("[roles.operator]"):]
+    path.write_text(text + "\n" + roles)
     return path
 
 

@@ -169,7 +169,7 @@ def test_rsa_sha1_is_refused_unless_allowed(start_server, policy_file, pki, sign
 
 def test_pinned_self_signed_certificate_is_accepted(start_server, pki, tmp_path):
     pinned = pki.issue("pinned.example", self_signed=True)
-    policy = write_policy(tmp_path, f'[principals.pinned]\ncertificate_file = "{pinned.cert}"\n')
+    policy = write_policy(tmp_path, f'[principals.pinned]\nroles = ["registrar"]\ncertificate_file = "{pinned.cert}"\n')
     server = start_server(security={"policy_file": str(policy), "allow_anonymous": False})
     response = post(server.soap_url, signed_request(register_body("IMEI:124"), pinned))
     assert response.status_code == 200, response.text
