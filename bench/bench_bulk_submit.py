@@ -95,6 +95,7 @@ def register(store, ids: list[str], batch: int = 2000) -> None:
         with store.transaction():
             for d in ids[start:start + batch]:
                 store.upsert_device(Device(device_id=d, man="Acme", client_password="c", server_password="s"))
+        time.sleep(0.01)    # SQLite's lock is not fair: let a waiting writer in
 
 
 def post(url: str, body: bytes) -> tuple[float, int, bytes]:

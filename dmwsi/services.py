@@ -7,7 +7,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from dmwsi import tls
-from dmwsi.authz import Authorizer
+from dataclasses import dataclass
+
+from dmwsi.aliases import Aliases, load_key as load_alias_key
+from dmwsi.authz import SEE_IDENTITY, Authorizer
 from dmwsi.security.principals import load_policy, policy_path
 from dmwsi.store import open_store
 from dmwsi.store.records import LogEntry
@@ -16,12 +19,19 @@ from dmwsi.wsi.faults import DmwsiFault
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class ResultView:
+    visible: object       # uri -> bool: nodes the reader may Get
+    present: object       # value -> value: identities the reader may see
+
+
 class Services:
     def __init__(self, config, store, reactor=None, policy=None):
         self.config = config
         self.store = store
         self.policy = policy                       # dmwsi.security.principals.Policy
         self.authz = Authorizer.from_policy(policy.raw if policy else {})
+        self.aliases = Aliases(load_alias_key(config), store)
         self.reactor = reactor
         self.handlers = {}
         self.dm_server = None     # set by the host
@@ -60,9 +70,17 @@ class Services:
         """A filter of returned nodes: only those these roles may Get (OES7)."""
         return lambda uri: self.authz.may_touch(roles, uri, "Get")
 
+    def present(self, principal, roles, value):
+        """What a caller may receive of ``value``: device identities become its
+        aliases unless a role grants see-identity (OES6)."""
+        if self.authz.has(roles, SEE_IDENTITY):
+            return value
+        return self.aliases.hide(principal, value)
+
     def result_view(self, job):
-        """The node filter for results pushed to the job's own principal."""
-        return self.visible_nodes(self.roles_of(job.principal))
+        """How results are shown to the job's own principal (pushes)."""
+        roles = self.roles_of(job.principal)
+        return ResultView(self.visible_nodes(roles), lambda value: self.present(job.principal, roles, value))
 
     def roles_of(self, principal):
         """The roles the policy gives a principal (for work done on its behalf later)."""

@@ -9,7 +9,8 @@ from dmwsi.store.records import DELIVERY_EACH, TARGET_CANCELLED, TARGET_TIMED_OU
 
 def target_finished(store, job_id, device_id, job_completed, view):
     """A device ended its part of the job (``job_completed``: it was the last).
-    ``view(job)``: the node filter for what the job's principal may see."""
+    ``view(job)``: how results are shown to the job's principal (a
+    ``dmwsi.services.ResultView``; None: unfiltered)."""
     job = store.get_job(job_id)
     rows, _ = store.job_results(job_id, include_unfinished=True, device_ids=[device_id])
     if rows:
@@ -20,7 +21,12 @@ def target_finished(store, job_id, device_id, job_completed, view):
 
 def _push_result(store, job, row, view):
     if job.delivery_mode == DELIVERY_EACH:
-        outbox.device_result_pushed(store, job, device_result(store, job, row, visible=view(job)))
+        reader = view(job)
+        if reader is None:
+            result = device_result(store, job, row)
+        else:
+            result = reader.present(device_result(store, job, row, visible=reader.visible))
+        outbox.device_result_pushed(store, job, result)
 
 
 def closed_by_server(store, job, view):

@@ -71,6 +71,9 @@ class _ConsumerServices:
     def authorize(self, call):
         pass
 
+    def present(self, principal, roles, value):
+        return value
+
     def record_call(self, call, request, response, fault):
         pass
 

@@ -132,6 +132,14 @@ class Store(abc.ABC):
         """Device ids matching every clause, sorted. SelectorError if invalid."""
 
     @abc.abstractmethod
+    def remember_aliases(self, principal: str, pairs: Iterable[tuple[str, str]]) -> None:
+        """Record (alias, device_id) pairs shown to ``principal`` (idempotent)."""
+
+    @abc.abstractmethod
+    def device_for_alias(self, principal: str, alias: str) -> str | None:
+        """The device behind an alias ``principal`` was given, if any."""
+
+    @abc.abstractmethod
     def known_device_ids(self, device_ids: Iterable[str]) -> set[str]:
         """The subset of ``device_ids`` that are registered (one query per
         batch, for bulk jobs naming many devices)."""

@@ -258,11 +258,23 @@ ALTER TABLE outbox ADD COLUMN sequence INTEGER
 CREATE UNIQUE INDEX outbox_stream_sequence ON outbox(stream, sequence) WHERE stream IS NOT NULL;
 """
 
+V5_PRINCIPAL_ALIASES = """
+-- Per-principal device aliases (OES6), remembered when first shown so a
+-- caller can address the device by the alias it was given.
+CREATE TABLE principal_aliases (
+    principal TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    PRIMARY KEY (principal, alias)
+);
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "core: devices, subscribers, groups, jobs, results, transaction log", _script(V1_CORE)),
     Migration(2, "result delivery: acknowledgements, outbox, event subscriptions", _script(V2_DELIVERY)),
     Migration(3, "device alias (OES6), customer-care flag, billing fields", _script(V3_ALIAS_CARE_BILLING)),
     Migration(4, "push outbox: per-stream (per-job) sequence numbers", _script(V4_PUSH_SEQUENCE)),
+    Migration(5, "per-principal device aliases (OES6)", _script(V5_PRINCIPAL_ALIASES)),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -484,6 +484,18 @@ class SQLiteStore(Store):
             )
         ]
 
+    def remember_aliases(self, principal: str, pairs: Iterable[tuple[str, str]]) -> None:
+        rows = [(principal, alias, device_id) for alias, device_id in pairs]
+        if rows:
+            with self.transaction():
+                self._conn.executemany(
+                    "INSERT OR IGNORE INTO principal_aliases (principal, alias, device_id) VALUES (?, ?, ?)", rows)
+
+    def device_for_alias(self, principal: str, alias: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT device_id FROM principal_aliases WHERE principal = ? AND alias = ?", (principal, alias)).fetchone()
+        return row[0] if row else None
+
     def known_device_ids(self, device_ids: Iterable[str]) -> set[str]:
         ids = list(device_ids)
         known: set[str] = set()

@@ -140,6 +140,7 @@ def _dispatcher(operation, field_names, output_models, handler_of):
             call.services.record_call(call, request, None, fault)
             raise fault from e
         call.services.record_call(call, request, response, None)
+        response = services.present(principal, roles, response)
         values = [to_model(model, response.get(name)) for name, model in output_models]
         return values[0] if len(values) == 1 else values
     return dispatch

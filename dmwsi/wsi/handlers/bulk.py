@@ -8,7 +8,7 @@ from dmwsi.wsi.handlers.common import resolve_device, selector_clauses, store_er
 from dmwsi.wsi.handlers.jobs import job_state
 
 
-def target_devices(store, request):
+def target_devices(store, request, call):
     """Every device the request names, in order, without repeats."""
     devices = list(request.get("deviceIds", []))
     for subscriber_id in request.get("subscriberIds", []):
@@ -17,7 +17,7 @@ def target_devices(store, request):
             raise DmwsiFault("UnknownSubscriber", f"no subscriber {subscriber_id!r}", element="subscriberIds")
         devices.extend(d.device_id for d in subscriber.devices)
     for alias in request.get("aliases", []):
-        devices.append(resolve_device(store, {"alias": alias}, element="aliases").device_id)
+        devices.append(resolve_device(store, {"alias": alias}, element="aliases", call=call).device_id)
     if request.get("group"):
         try:
             devices.extend(store.group_members(request["group"]))
@@ -33,9 +33,9 @@ def submit_bulk_operation(call, request):
     store = call.services.store
     per_device = {}
     for entry in request.get("deviceCommands", []):
-        device_id = resolve_device(store, entry["device"], element="deviceCommands").device_id
+        device_id = resolve_device(store, entry["device"], element="deviceCommands", call=call).device_id
         per_device[device_id] = commands_from(entry["commands"])
-    devices = list(dict.fromkeys(target_devices(store, request) + list(per_device)))
+    devices = list(dict.fromkeys(target_devices(store, request, call) + list(per_device)))
     commands = commands_from(request.get("commands", []))
     if not commands and any(d not in per_device for d in devices):
         raise DmwsiFault("InvalidArgument", "give commands for every device (commands or deviceCommands)",

@@ -34,13 +34,18 @@ def store_errors():
         raise DmwsiFault("InvalidArgument", f"selector: {e}", element="selector")
 
 
-def resolve_device(store, ref, element="device"):
-    """A DeviceRef (deviceId | subscriberId | msisdn | alias) -> the Device."""
+def resolve_device(store, ref, element="device", call=None):
+    """A DeviceRef (deviceId | subscriberId | msisdn | alias) -> the Device.
+    With ``call``, an alias the caller was given (OES6) works as either id."""
     given = {k: v for k, v in (ref or {}).items() if v}
     if len(given) != 1:
         raise DmwsiFault("InvalidArgument",
                          "give exactly one of deviceId, subscriberId, msisdn, alias", element=element)
     (kind, value), = given.items()
+    if call is not None and kind in ("deviceId", "alias"):
+        aliased = call.services.aliases.device(call.principal, value)
+        if aliased is not None:
+            kind, value = "deviceId", aliased
     try:
         if kind == "deviceId":
             device = store.get_device(value)

@@ -26,7 +26,7 @@ UI_MODES = {"notSpecified": notification.UI_NOT_SPECIFIED, "background": notific
 def run_on_device(call, request, commands, *, params=None):
     """Queue ``commands`` for the request's device; the common response."""
     services = call.services
-    device = resolve_device(services.store, request["device"])
+    device = resolve_device(services.store, request["device"], call=call)
     delivery = request.get("delivery") or {}
     job = submit(services, JobRequest(
         principal=call.principal, operation=call.operation, devices=[device.device_id],
@@ -73,7 +73,7 @@ def get_device_tree(call, request):
 
 
 def get_device_profile(call, request):
-    device = resolve_device(call.services.store, request["device"])
+    device = resolve_device(call.services.store, request["device"], call=call)
     name = request.get("profile") or "default"
     profile = choose_profile(name, device.man, device.mod)
     if profile is None:
@@ -94,7 +94,7 @@ def get_inventory(call, request):
 def notify_device(call, request):
     """Package 0 only (CC1, CC3): the device opens a session; no commands run."""
     response = run_on_device(call, request, [])
-    device = resolve_device(call.services.store, request["device"])
+    device = resolve_device(call.services.store, request["device"], call=call)
     ui_mode = UI_MODES[request.get("uiMode", "informative" if call.customer_care else "notSpecified")]
     call.services.notify_now(device, ui_mode)
     return response

@@ -68,7 +68,7 @@ def get_subscriber_info(call, request):
     if ref.get("subscriberId") and len([v for v in ref.values() if v]) == 1:
         subscriber_id = ref["subscriberId"]
     else:
-        subscriber_id = resolve_device(store, ref, element="subscriber").subscriber_id
+        subscriber_id = resolve_device(store, ref, element="subscriber", call=call).subscriber_id
     subscriber = store.get_subscriber(subscriber_id) if subscriber_id else None
     if subscriber is None:
         raise DmwsiFault("UnknownSubscriber", "no subscriber matches the given reference", element="subscriber")
