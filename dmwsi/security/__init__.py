@@ -6,11 +6,13 @@
 * ``replay`` — the per-process replay cache
 * ``authenticate`` — message and transport credentials -> one principal
 * ``signing`` — signing responses and pushes
+* ``encryption`` — XML Encryption of Bodies (responses out, requests in)
 * ``mtls`` — HTTPS client certificates into the WSGI environ
 * ``middleware`` — the WSGI wrapper the host puts in front of spyne
 * ``faults`` — wsse fault codes and the fault document
 """
+from dmwsi.security.encryption import encrypt_envelope
 from dmwsi.security.middleware import secure_soap_app
 from dmwsi.security.signing import SignaturePlugin, sign_envelope
 
-__all__ = ["secure_soap_app", "sign_envelope", "SignaturePlugin"]
+__all__ = ["secure_soap_app", "sign_envelope", "encrypt_envelope", "SignaturePlugin"]

@@ -1,6 +1,9 @@
 """Who is asking: one decision per SOAP request, from the message credentials
 (wsse:Security) and the transport (the verified TLS client certificate).
 
+0. An encrypted Body (XML Encryption, to the server's key) is decrypted
+   first (dmwsi.security.encryption), so a signature is verified over, and
+   the SOAP layer gets, the plaintext.
 1. A Security header is verified (dmwsi.security.wsse) and removed, so the
    SOAP layer never sees it; its principal is the message principal.
 2. A verified TLS client certificate whose subject (or pin) is a principal's
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from lxml import etree
 
+from dmwsi.security.encryption import has_encrypted_content
 from dmwsi.security.faults import SecurityFault
 from dmwsi.security.principals import ANONYMOUS
 from dmwsi.security.wsse import find_security_header
@@ -35,12 +39,16 @@ class Identity:
     def sign_responses(self):
         return bool(self.principal and self.principal.sign_responses)
 
+    @property
+    def encrypt_responses(self):
+        return bool(self.principal and self.principal.encrypt_responses)
+
 
 def parse_envelope(body):
     """The request document, or None when it carries no Security header to
     look at (then it cannot claim a message identity; the SOAP layer answers
     anything unparseable with InvalidRequest)."""
-    if b"Security" not in body:      # fast path: no wsse:Security element in this document
+    if b"Security" not in body and b"EncryptedData" not in body:      # fast path: nothing to look at
         return None
     try:
         root = etree.fromstring(body, PARSER)
@@ -52,8 +60,9 @@ def parse_envelope(body):
 
 
 class Authenticator:
-    def __init__(self, policy, verifier, allow_anonymous, client_cert_roles=()):
+    def __init__(self, policy, verifier, allow_anonymous, client_cert_roles=(), decryptor=None):
         self.policy = policy
+        self.decryptor = decryptor       # dmwsi.security.encryption.Decryptor; None: encrypted requests refused
         self.verifier = verifier
         self.allow_anonymous = allow_anonymous
         self.client_cert_roles = frozenset(client_cert_roles)
@@ -64,6 +73,17 @@ class Authenticator:
         root = parse_envelope(body)
         if root is not None:
             header, security = find_security_header(root)
+            if has_encrypted_content(root, security):
+                if self.decryptor is None:
+                    raise SecurityFault("UnsupportedAlgorithm", "encrypted requests are not accepted here")
+                self.decryptor.decrypt(root, security)
+                # Re-read the document: lxml does not find by name what xmlsec created.
+                root = etree.fromstring(etree.tostring(root), PARSER)
+                header, security = find_security_header(root)
+                if security is not None and not any(isinstance(c.tag, str) for c in security):
+                    header.remove(security)      # it only carried the encryption key
+                    security = None
+                body = etree.tostring(root, xml_declaration=True, encoding="utf-8")
             if security is not None:
                 credentials = self.verifier.verify(root, security)
                 header.remove(security)

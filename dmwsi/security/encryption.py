@@ -123,7 +123,7 @@ def encrypt_body(envelope, cert, algorithm=DEFAULT_DATA_ALGORITHM):
     etree.SubElement(key_info, f"{{{DS}}}RetrievalMethod", {"Type": TYPE_ENCRYPTED_KEY, "URI": "#" + key_id})
     security.insert(0, enc_key)
     method = _child(enc_key, f"{{{XENC}}}EncryptionMethod")
-    recipient = etree.Element(f"{{{DS}}}KeyInfo")
+    recipient = etree.Element(f"{{{DS}}}KeyInfo", nsmap={"ds": DS})
     str_ = etree.SubElement(recipient, f"{{{WSSE}}}SecurityTokenReference", nsmap={"wsse": WSSE})
     issuer_serial = etree.SubElement(etree.SubElement(str_, f"{{{DS}}}X509Data"), f"{{{DS}}}X509IssuerSerial")
     etree.SubElement(issuer_serial, f"{{{DS}}}X509IssuerName").text = certificate.issuer.rfc4514_string()

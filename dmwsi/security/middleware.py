@@ -8,8 +8,13 @@ header. On failure the caller gets a SOAP 1.1 fault with a wsse fault code
 (HTTP 500), the refusal is logged and written to the transaction log as a
 failed call, and nothing else happens.
 
-Responses to a principal with ``sign_responses`` are signed with the server's
-key (dmwsi.security.signing).
+Requests whose Body content is encrypted (XML Encryption, to the server's
+certificate) are decrypted before the signature is verified. Responses to a
+principal with ``sign_responses`` are signed with the server's key
+(dmwsi.security.signing); responses to a principal with ``encrypt_responses``
+have their Body content encrypted to its certificate
+(dmwsi.security.encryption) — after signing, so the signature covers the
+plaintext (sign-then-encrypt).
 """
 import io
 import logging
@@ -19,12 +24,13 @@ import uuid
 from lxml import etree
 
 from dmwsi.security.authenticate import PARSER, Authenticator
+from dmwsi.security.encryption import Decryptor, encrypt_body
 from dmwsi.security.faults import SecurityFault, fault_envelope
 from dmwsi.security.mtls import PEER_CERTIFICATE
 from dmwsi.security.ns import SIGNATURE_ALGORITHMS, SOAP11
 from dmwsi.security.principals import load_policy, policy_path
 from dmwsi.security.replay import ReplayCache
-from dmwsi.security.signing import sign_envelope
+from dmwsi.security.signing import sign_tree
 from dmwsi.security.trust import TrustStore
 from dmwsi.security.wsse import MessageVerifier, Settings
 from dmwsi.store.records import LogEntry
@@ -35,8 +41,12 @@ FAULT_STATUS = "500 Internal Server Error"
 _OPERATION = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 
-def authenticator_from_config(config):
-    """The Authenticator described by ``[security]`` (ConfigError-like ValueError if inconsistent)."""
+def authenticator_from_config(config, server_key=None):
+    """The Authenticator described by ``[security]`` (ConfigError-like ValueError if inconsistent).
+
+    ``server_key``: the server's private key (PEM bytes, or a function
+    returning them) for decrypting encrypted requests; None refuses them.
+    """
     sec = config["security"]
     unknown = set(sec["allowed_signature_algorithms"]) - set(SIGNATURE_ALGORITHMS)
     if unknown:
@@ -50,7 +60,8 @@ def authenticator_from_config(config):
     if sec["allow_anonymous"]:
         log.warning("security.allow_anonymous is true: requests without credentials run as 'anonymous' "
                     "(development only; production sets it false)")
-    return Authenticator(policy, verifier, sec["allow_anonymous"], sec["require_client_cert_for_roles"])
+    return Authenticator(policy, verifier, sec["allow_anonymous"], sec["require_client_cert_for_roles"],
+                         decryptor=Decryptor(server_key) if server_key is not None else None)
 
 
 class SecurityMiddleware:
@@ -81,8 +92,10 @@ class SecurityMiddleware:
         environ["dmwsi.principal"] = identity.name
         environ["dmwsi.roles"] = tuple(identity.roles)
         environ["dmwsi.identity"] = identity
+        if identity.encrypt_responses:      # never in clear, even without a signing pair
+            return self._secured(environ, start_response, identity)
         if identity.sign_responses and self._signing_pair is not None:
-            return self._signed(environ, start_response)
+            return self._secured(environ, start_response, identity)
         return self.app(environ, start_response)
 
     @property
@@ -122,7 +135,7 @@ class SecurityMiddleware:
                                       ("Content-Length", str(len(document)))])
         return [document]
 
-    def _signed(self, environ, start_response):
+    def _secured(self, environ, start_response, identity):
         captured, chunks = {}, []
 
         def capture(status, headers, exc_info=None):
@@ -140,17 +153,34 @@ class SecurityMiddleware:
         content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
         if data and "xml" in content_type:
             try:
-                data = sign_envelope(data, *self.signing_pair)
-            except Exception as error:   # never answer unsigned what must be signed
+                data = self._protect(data, identity.principal)
+            except Exception as error:   # never answer unsigned / in clear what must not be
                 incident = uuid.uuid4().hex[:12]
-                log.error("incident %s: cannot sign the response: %r", incident, error, exc_info=error)
+                log.error("incident %s: cannot sign or encrypt the response: %r", incident, error, exc_info=error)
                 data = fault_envelope(SecurityFault(
-                    "InvalidSecurity", f"the request was processed but its response could not be signed (incident {incident})"))
+                    "InvalidSecurity",
+                    f"the request was processed but its response could not be secured (incident {incident})"))
                 captured["status"] = FAULT_STATUS
+        elif identity.encrypt_responses and data:
+            log.error("refusing to send a non-XML response (%s) in clear to %s", content_type, identity.name)
+            data = fault_envelope(SecurityFault("InvalidSecurity", "the response could not be encrypted"))
+            captured["status"] = FAULT_STATUS
+            headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
+            headers.append(("Content-Type", "text/xml; charset=utf-8"))
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         headers.append(("Content-Length", str(len(data))))
         start_response(captured["status"], headers)
         return [data]
+
+
+    def _protect(self, data, principal):
+        """Sign (sign_responses) then encrypt (encrypt_responses) a response envelope."""
+        envelope = etree.fromstring(data, PARSER)
+        if principal.sign_responses and self.signing_pair is not None:
+            sign_tree(envelope, *self.signing_pair)
+        if principal.encrypt_responses:
+            encrypt_body(envelope, principal.encryption_certificate_der, principal.encryption_algorithm)
+        return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
 
 
 def _operation_of(body):
@@ -173,5 +203,7 @@ def secure_soap_app(app, config, services=None):
     def signing_pair():      # loaded on first use (the development pair is generated on demand)
         key_path, cert_path = tls.server_key_pair(config)
         return key_path.read_bytes(), cert_path.read_bytes()
-    return SecurityMiddleware(app, authenticator_from_config(config), signing_pair=signing_pair,
+    def server_key():
+        return tls.server_key_pair(config)[0].read_bytes()
+    return SecurityMiddleware(app, authenticator_from_config(config, server_key), signing_pair=signing_pair,
                               services=services, max_request_bytes=config["server"]["max_request_bytes"])

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 ANONYMOUS = "anonymous"
 
 KNOWN_KEYS = {"roles", "certificate_subject", "certificate_file", "certificate_sha256", "username",
-              "password", "password_env", "sign_responses", "require_signature", "encrypt_responses"}
+              "password", "password_env", "sign_responses", "require_signature", "encrypt_responses",
+              "encryption_certificate_file", "encryption_algorithm"}
 
 
 class PolicyError(ValueError):
@@ -49,6 +50,9 @@ class Principal:
     sign_responses: bool = False
     require_signature: bool = False
     certificate_der: bytes | None = None     # the pinned certificate itself
+    encrypt_responses: bool = False
+    encryption_certificate_der: bytes | None = None   # responses are encrypted to it
+    encryption_algorithm: str = "aes128-gcm"
     extra: dict = field(default_factory=dict)
 
 
@@ -136,9 +140,18 @@ def _principal(name, table, base_dir, environ):
         if password is None:
             log.info("principal %s: environment variable %s is not set; UsernameToken disabled",
                         name, table["password_env"])
-    if get("encrypt_responses", bool, False):
+    encryption_der = der
+    if get("encryption_certificate_file", str):
+        encryption_der = _certificate(table["encryption_certificate_file"], base_dir)
+    encrypt = bool(get("encrypt_responses", bool, False))
+    if encrypt and encryption_der is None:
         # Never answer in clear what a principal asked to have encrypted.
-        raise PolicyError(f"principals.{name}.encrypt_responses: XML Encryption is not supported in this release")
+        raise PolicyError(f"principals.{name}.encrypt_responses needs certificate_file or "
+                          f"encryption_certificate_file (the certificate responses are encrypted to)")
+    from dmwsi.security.encryption import DATA_ALGORITHMS, DEFAULT_DATA_ALGORITHM
+    algorithm = get("encryption_algorithm", str, DEFAULT_DATA_ALGORITHM)
+    if algorithm not in DATA_ALGORITHMS:
+        raise PolicyError(f"principals.{name}.encryption_algorithm: {algorithm!r} is not one of {sorted(DATA_ALGORITHMS)}")
     username = get("username", str)
     if password and not username:
         username = name
@@ -147,7 +160,8 @@ def _principal(name, table, base_dir, environ):
         username=username if password else None, password=password or None,
         sign_responses=bool(get("sign_responses", bool, False)),
         require_signature=bool(get("require_signature", bool, False)),
-        certificate_der=der,
+        certificate_der=der, encrypt_responses=encrypt, encryption_certificate_der=encryption_der,
+        encryption_algorithm=algorithm,
         extra={k: v for k, v in table.items() if k not in KNOWN_KEYS})
 
 

@@ -123,7 +123,9 @@ class MessageVerifier:
         now = self.clock()
         for child in security:
             if isinstance(child.tag, str) and child.tag.startswith(f"{{{XENC}}}"):
-                raise SecurityFault("UnsupportedAlgorithm", "encrypted requests are not supported")
+                # The decryptor consumed what it supports (an EncryptedKey / ReferenceList for the Body).
+                raise SecurityFault("UnsupportedAlgorithm", f"unsupported encryption element {etree.QName(child).localname} "
+                                                            "in the Security header")
         timestamp = _single(security, f"{{{WSU}}}Timestamp", "wsu:Timestamp")
         signature = _single(security, f"{{{DS}}}Signature", "ds:Signature")
         token = _single(security, f"{{{WSSE}}}UsernameToken", "wsse:UsernameToken")
