@@ -75,25 +75,28 @@ def _invoke(client, operation, request):
 def cmd_call(args):
     try:
         client = _client(args.url)
-        request = parse_assignments(args.params)
-        answer = _invoke(client, args.operation, request)
-        if not args.follow:
-            _print_answer(answer, args.json)
-            return 0
-        job_id = answer.get("jobId") if isinstance(answer, dict) else None
-        if not job_id:
-            _print_answer(answer, args.json)
-            print(f"error: {args.operation} answered no jobId to follow", file=sys.stderr)
-            return 2
-        if not args.json:
-            _print_answer(answer, False)
-        job, code = follow_job(client, job_id)
+        answer = _invoke(client, args.operation, parse_assignments(args.params))
+        if args.follow:
+            return _follow_answer(client, args, answer)
     except CallFailed as e:
         print(e, file=sys.stderr)
         return 2
     except (ValueError, TypeError, AttributeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    _print_answer(answer, args.json)
+    return 0
+
+
+def _follow_answer(client, args, answer):
+    """``call --follow``: the answer, then its job followed to the end, then the final counts."""
+    job_id = answer.get("jobId") if isinstance(answer, dict) else None
+    if not job_id:
+        _print_answer(answer, args.json)
+        raise CallFailed(f"error: {args.operation} answered no jobId to follow")
+    if not args.json:
+        _print_answer(answer, False)
+    job, code = follow_job(client, job_id)
     if args.json:
         print(json.dumps({"response": answer, "job": job}, indent=2, default=str))
     else:

@@ -68,8 +68,11 @@ def submit(services, request: JobRequest):
         params = None
         if device_id in request.per_device:
             params = {"commands": [_command_dict(c) for c in request.per_device[device_id]]}
-        targets.append(JobTarget(device_id=device_id, state=TARGET_REFUSED if reason else "pending",
-                                 refused_reason=reason, params=params))
+        if reason is None and params is None:
+            targets.append(device_id)           # a bare id: the store's fast path for big batches
+        else:
+            targets.append(JobTarget(device_id=device_id, state=TARGET_REFUSED if reason else "pending",
+                                     refused_reason=reason, params=params))
     # Work not done by notAfter (or within the default expiry) times out.
     start = max(datetime.now(timezone.utc), request.not_before or datetime.min.replace(tzinfo=timezone.utc))
     expires_at = request.not_after or start + timedelta(seconds=services.config["jobs"]["default_expiry"])
@@ -86,7 +89,7 @@ def submit(services, request: JobRequest):
             job = store.create_job(job, request.commands, targets)
             if job.delivery_mode == DELIVERY_EACH:   # refused devices are results too (UC 5.2)
                 for target in targets:
-                    if target.state == TARGET_REFUSED:
+                    if isinstance(target, JobTarget) and target.state == TARGET_REFUSED:
                         announce.target_finished(store, job.job_id, target.device_id, False,
                                                  services.result_view)
             if job.state == "completed":            # every device refused: nothing to wait for

@@ -53,7 +53,14 @@ class WakeUp:
             devices.discard(session.device_id)
 
     def tick(self):
+        """One scan; an error (a locked database...) is logged and the next scan tries again."""
         self._kicked = False
+        try:
+            self._scan()
+        except Exception:
+            log.exception("wake-up scan failed; retrying at the next interval")
+
+    def _scan(self):
         with self.store.transaction():
             expired = self.store.expire_jobs()      # devices that never came: timed out per job
             announce.jobs_completed(self.store, expired, self.view)
