@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from dmwsi.dm import auth, codes
 from dmwsi.dm.message import (AUTH_BASIC, AUTH_MAC, AUTH_MD5, Add, Alert, Atomic, Chal, Copy, Cred,
-                              Delete, Exec, Get, Item, Message, Meta, Replace, Results, Sequence,
+                              Delete, Exec, Get, Item, Message, Meta, Replace, Sequence,
                               Status, SyncHdr, UnknownCommand, serialize)
 from dmwsi.dm.work import CommandOutcome, GenericAlert, ResultItem
 
@@ -98,7 +98,6 @@ class Session:
         self.last_reply = None
         self.units = []                # _UnitState, in claim order
         self.work_claimed = False
-        self.customer_care = False
         self.sent = {}                 # (server msg id, cmd id) -> _Sent
         self.outgoing = []             # commands of the current package not yet sent
         self.chunk = None              # _Chunk being sent
@@ -346,13 +345,11 @@ class Session:
     def _claim_more(self):
         self.work_claimed = True
         for unit in self.backend.claim_work(self.device_id):
-            index = len(self.units)
             self.units.append(_UnitState(unit, {c.seq: CommandOutcome(c.seq) for c in unit.commands}))
-            self.customer_care = self.customer_care or unit.customer_care
-            self.outgoing.extend(self._commands_for(unit))
+            self.outgoing.extend(self._commands_for(len(self.units) - 1))
 
-    def _commands_for(self, unit):
-        index = next(i for i, st in enumerate(self.units) if st.unit is unit)
+    def _commands_for(self, index):
+        unit = self.units[index].unit
         outs = [_Out(index, c.seq, self._command(c)) for c in unit.commands]
         container = Atomic if unit.atomic else Sequence if unit.sequence else None
         if container is not None and outs:
@@ -377,7 +374,7 @@ class Session:
                 del self.sent[key]
         for outcome in state.outcomes.values():
             outcome.status, outcome.results = None, []
-        self.outgoing.extend(self._commands_for(state.unit))
+        self.outgoing.extend(self._commands_for(unit_index))
 
     def _finish_units(self):
         for state in self.units:

@@ -40,12 +40,12 @@ from lxml import etree
 
 from dmwsi.security.faults import SecurityFault
 from dmwsi.security.ns import DS, SOAP11, WSSE, WSU, XENC
+from dmwsi.security.signing import security_header
 
 XENC11 = "http://www.w3.org/2009/xmlenc11#"
 TYPE_CONTENT = XENC + "Content"
 TYPE_ELEMENT = XENC + "Element"
 TYPE_ENCRYPTED_KEY = XENC + "EncryptedKey"
-SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 
 # Configuration name -> (xmlsec transform, key bits).
 DATA_ALGORITHMS = {
@@ -85,20 +85,9 @@ def encrypt_body(envelope, cert, algorithm=DEFAULT_DATA_ALGORITHM):
     """
     certificate = _cert(cert)
     transform, bits = DATA_ALGORITHMS[algorithm]
-    soap = etree.QName(envelope).namespace
-    if soap not in (SOAP11, SOAP12):
-        raise ValueError("not a SOAP envelope")
-    body = envelope.find(f"{{{soap}}}Body")
+    soap, body, security = security_header(envelope)
     if body is None or len(body) == 0:
         raise ValueError("the envelope has no Body content to encrypt")
-    header = envelope.find(f"{{{soap}}}Header")
-    if header is None:
-        header = etree.Element(f"{{{soap}}}Header")
-        envelope.insert(0, header)
-    security = header.find(f"{{{WSSE}}}Security")
-    if security is None:
-        security = etree.SubElement(header, f"{{{WSSE}}}Security", nsmap={"wsse": WSSE, "wsu": WSU})
-        security.set(f"{{{soap}}}mustUnderstand", "1")
 
     data_id, key_id = f"ED-{uuid.uuid4().hex}", f"EK-{uuid.uuid4().hex}"
     manager = xmlsec.KeysManager()

@@ -20,9 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
-from dmwsi.security.ns import BASE64, SOAP11, WSSE, WSU, X509V3
+from dmwsi.security.ns import BASE64, SOAP11, SOAP12, WSSE, WSU, X509V3
 
-SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 TIMESTAMP_LIFETIME = 300   # seconds a signed message stays valid
 
 
@@ -49,18 +48,7 @@ def _ensure_id(element, prefix):
 def sign_tree(envelope, key, cert, lifetime=TIMESTAMP_LIFETIME):
     """Sign a SOAP envelope (lxml element) in place; returns it."""
     key_pem, cert_pem = _pem(key), _pem(cert)
-    soap = etree.QName(envelope).namespace
-    if soap not in (SOAP11, SOAP12):
-        raise ValueError("not a SOAP envelope")
-    body = envelope.find(f"{{{soap}}}Body")
-    header = envelope.find(f"{{{soap}}}Header")
-    if header is None:
-        header = etree.Element(f"{{{soap}}}Header")
-        envelope.insert(0, header)
-    security = header.find(f"{{{WSSE}}}Security")
-    if security is None:
-        security = etree.SubElement(header, f"{{{WSSE}}}Security", nsmap={"wsse": WSSE, "wsu": WSU})
-        security.set(f"{{{soap}}}mustUnderstand", "1")
+    soap, body, security = security_header(envelope)
     now = datetime.now(timezone.utc)
     timestamp = etree.SubElement(security, f"{{{WSU}}}Timestamp", nsmap={"wsu": WSU})
     etree.SubElement(timestamp, f"{{{WSU}}}Created").text = _utc(now)
@@ -85,6 +73,24 @@ def sign_tree(envelope, key, cert, lifetime=TIMESTAMP_LIFETIME):
     etree.SubElement(etree.SubElement(key_info, f"{{{WSSE}}}SecurityTokenReference"),
                      f"{{{WSSE}}}Reference", {"URI": "#" + token_id, "ValueType": X509V3})
     return envelope
+
+
+def security_header(envelope):
+    """(SOAP namespace, Body, wsse:Security header) of an envelope; the
+    Header and the Security block are created when missing."""
+    soap = etree.QName(envelope).namespace
+    if soap not in (SOAP11, SOAP12):
+        raise ValueError("not a SOAP envelope")
+    body = envelope.find(f"{{{soap}}}Body")
+    header = envelope.find(f"{{{soap}}}Header")
+    if header is None:
+        header = etree.Element(f"{{{soap}}}Header")
+        envelope.insert(0, header)
+    security = header.find(f"{{{WSSE}}}Security")
+    if security is None:
+        security = etree.SubElement(header, f"{{{WSSE}}}Security", nsmap={"wsse": WSSE, "wsu": WSU})
+        security.set(f"{{{soap}}}mustUnderstand", "1")
+    return soap, body, security
 
 
 def sign_envelope(xml_bytes, key, cert, lifetime=TIMESTAMP_LIFETIME):
