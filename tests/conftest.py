@@ -91,6 +91,18 @@ def dmwsi_server(start_server):
     return start_server()
 
 
+def fault_code(fault):
+    """The stable dmwsi code in a zeep Fault's FaultDetail."""
+    return fault.detail.find("{*}FaultDetail/{*}code").text
+
+
+@pytest.fixture
+def client(dmwsi_server):
+    """A zeep client of this test's own server."""
+    from dmwsi.client import soap_client
+    return soap_client(dmwsi_server.soap_url)
+
+
 @pytest.fixture(scope="session")
 def soap(shared_server):
     """A zeep client built from the shared server's served WSDL."""

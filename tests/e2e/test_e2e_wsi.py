@@ -7,11 +7,8 @@ import pytest
 from zeep.exceptions import Fault
 
 from dmwsi.client import soap_client
+from tests.conftest import fault_code as code
 from tests.e2e.conftest import device_class
-
-
-def code(fault):
-    return fault.detail.find("{*}FaultDetail/{*}code").text
 
 
 @pytest.fixture

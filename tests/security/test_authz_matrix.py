@@ -13,6 +13,7 @@ from dmwsi.config import PROJECT_ROOT
 from dmwsi.store.records import Device
 from dmwsi.wsi.contract import load_contract
 from dmwsi.wsi.handlers import HANDLERS
+from tests.conftest import fault_code
 from tests.wsi.test_wsi_operations import minimal
 
 POLICY = tomllib.loads((PROJECT_ROOT / "conf" / "policy.toml").read_text())
@@ -75,10 +76,6 @@ def client_for(server, role):
         _clients[role] = zeep.Client(server.soap_url + "?wsdl", transport=transport,
                                      wsse=UsernameToken(f"{role}-user", f"{role}-pw", use_digest=True))
     return _clients[role]
-
-
-def fault_code(fault):
-    return fault.detail.find("{*}FaultDetail/{*}code").text
 
 
 def outcome(call):

@@ -5,22 +5,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from zeep.exceptions import Fault
 
-from dmwsi.client import soap_client
-from dmwsi.store.records import Command, Device, Job, JobTarget, ResultItem
-
-
-def code(fault):
-    return fault.detail.find("{*}FaultDetail/{*}code").text
+from dmwsi.store.records import Command, Device, Job, ResultItem
+from tests.conftest import fault_code as code
 
 
 @pytest.fixture
 def server(dmwsi_server):
     return dmwsi_server
-
-
-@pytest.fixture
-def client(server):
-    return soap_client(server.soap_url)
 
 
 def make_job(store, devices, **job_fields):

@@ -7,6 +7,7 @@ from zeep.exceptions import Fault
 
 from dmwsi.wsi.contract import XS, load_contract
 from dmwsi.wsi.handlers import HANDLERS
+from tests.conftest import fault_code
 
 CONTRACT = load_contract()
 SAMPLES = {"string": "x", "int": 1, "long": 1, "boolean": True,
@@ -25,10 +26,6 @@ def minimal(type_qname):
             sample = minimal(f.type)
             value[f.name] = [sample] * f.min_occurs if f.repeated else sample
     return value
-
-
-def fault_code(fault):
-    return fault.detail.find("{*}FaultDetail/{*}code").text
 
 
 @pytest.mark.parametrize("operation", sorted(CONTRACT.operations))

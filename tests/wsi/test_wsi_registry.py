@@ -3,21 +3,12 @@ on a real server and store (ES9, ES12, OM1)."""
 import pytest
 from zeep.exceptions import Fault
 
-from dmwsi.client import soap_client
-
-
-def code(fault):
-    return fault.detail.find("{*}FaultDetail/{*}code").text
+from tests.conftest import fault_code as code
 
 
 @pytest.fixture
 def server(dmwsi_server):
     return dmwsi_server
-
-
-@pytest.fixture
-def client(server):
-    return soap_client(server.soap_url)
 
 
 def register(client, device_id, **fields):
