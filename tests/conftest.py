@@ -91,6 +91,15 @@ def dmwsi_server(start_server):
     return start_server()
 
 
+@pytest.fixture
+def store(tmp_path):
+    """A real SQLite store in a fresh file."""
+    from dmwsi.store import SQLiteStore
+    s = SQLiteStore(tmp_path / "store.db")
+    yield s
+    s.close()
+
+
 def fault_code(fault):
     """The stable dmwsi code in a zeep Fault's FaultDetail."""
     return fault.detail.find("{*}FaultDetail/{*}code").text

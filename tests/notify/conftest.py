@@ -7,7 +7,6 @@ from twisted.internet.threads import blockingCallFromThread
 
 from dmwsi.notify.consumer import ReferenceConsumer
 from dmwsi.notify.sender import PushSender
-from dmwsi.store import SQLiteStore
 from dmwsi.store.records import Job
 
 #: Test [push] settings: fast polls and retries, no jitter (retry times are exact lower bounds).
@@ -34,13 +33,6 @@ def delivered(store, *delivery_ids):
 def make_job(store, callback_url, devices=("d1", "d2", "d3"), mode="each", principal="op"):
     return store.create_job(Job(principal, "GetTree", delivery_mode=mode, callback_url=callback_url),
                             [], list(devices))
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = SQLiteStore(tmp_path / "store.db")
-    yield s
-    s.close()
 
 
 @pytest.fixture
