@@ -12,21 +12,22 @@ def target_finished(store, job_id, device_id, job_completed, view):
     ``view(job)``: how results are shown to the job's principal (a
     ``dmwsi.services.ResultView``; None: unfiltered)."""
     job = store.get_job(job_id)
-    rows, _ = store.job_results(job_id, include_unfinished=True, device_ids=[device_id])
-    if rows:
-        _push_result(store, job, rows[0], view)
+    if job.delivery_mode == DELIVERY_EACH:      # pull and collated jobs push nothing per device
+        rows, _ = store.job_results(job_id, include_unfinished=True, device_ids=[device_id])
+        if rows:
+            _push_result(store, job, rows[0], view)
     if job_completed:
         job_ended(store, job, view)
 
 
 def _push_result(store, job, row, view):
-    if job.delivery_mode == DELIVERY_EACH:
-        reader = view(job)
-        if reader is None:
-            result = device_result(store, job, row)
-        else:
-            result = reader.present(device_result(store, job, row, visible=reader.visible))
-        outbox.device_result_pushed(store, job, result)
+    """Push one device's result of an ``each`` job, as its principal may see it."""
+    reader = view(job)
+    if reader is None:
+        result = device_result(store, job, row)
+    else:
+        result = reader.present(device_result(store, job, row, visible=reader.visible))
+    outbox.device_result_pushed(store, job, result)
 
 
 def closed_by_server(store, job, view):
