@@ -10,8 +10,12 @@ import os
 import tomllib
 from pathlib import Path
 
+from dmwsi.resources import CONF_DIR
+
+# The source checkout. Only tests and developer tools may use it (docs/, the
+# shipped files as authored): an installed wheel has no checkout.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "conf" / "dmwsi.toml"
+DEFAULT_CONFIG = CONF_DIR / "dmwsi.toml"
 ENV_PREFIX = "DMWSI_"
 
 

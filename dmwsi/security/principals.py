@@ -185,7 +185,7 @@ def load_policy(path, environ=None):
 
 
 def policy_path(config):
-    """The policy file of ``[security] policy_file`` (default: conf/policy.toml)."""
-    from dmwsi.config import PROJECT_ROOT
+    """The policy file of ``[security] policy_file`` (default: the shipped conf/policy.toml)."""
+    from dmwsi.resources import CONF_DIR
     configured = config["security"]["policy_file"]
-    return config.data_path(configured) if configured else PROJECT_ROOT / "conf" / "policy.toml"
+    return config.data_path(configured) if configured else CONF_DIR / "policy.toml"

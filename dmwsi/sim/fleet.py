@@ -37,10 +37,11 @@ from dmwsi.dm.codes import AlertCode
 from dmwsi.sim.device import (OUTCOME_ABORTED, OUTCOME_DROPPED, OUTCOME_FAILED, OUTCOME_OK,
                               DeviceBehaviour, DeviceStats, SimulatedDevice, default_profile)
 from dmwsi.sim.objects import FumoScript, ScomoScript
+from dmwsi.resources import CONF_DIR
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONFIG_PATH = Path("conf/sim.toml")
+DEFAULT_CONFIG_PATH = CONF_DIR / "sim.toml"     # shipped with the package (dmwsi.resources)
 NOTIFY_PATH = "notify"
 
 

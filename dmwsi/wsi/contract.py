@@ -15,11 +15,11 @@ from spyne.model.binary import ByteArray
 from spyne.model.enum import Enum
 from spyne.model.primitive import Boolean, DateTime, Int, Long, Unicode
 
-from dmwsi.config import PROJECT_ROOT
+from dmwsi.resources import WSDL_DIR
 
 XS = "http://www.w3.org/2001/XMLSchema"
 WSDL = "http://schemas.xmlsoap.org/wsdl/"
-CONTRACT_DIR = PROJECT_ROOT / "wsdl"
+CONTRACT_DIR = WSDL_DIR
 MAIN_WSDL = CONTRACT_DIR / "dmwsi-1.0.wsdl"
 CALLBACK_WSDL = CONTRACT_DIR / "dmwsi-callback-1.0.wsdl"
 MAIN_NAMESPACE = "http://dmwsi.org/ns/dmwsi/1.0"

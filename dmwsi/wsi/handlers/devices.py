@@ -8,7 +8,7 @@ device's results when the caller asked to wait (``synchronous``).
 import tomllib
 from functools import lru_cache
 
-from dmwsi.config import PROJECT_ROOT
+from dmwsi.resources import CONF_DIR
 from dmwsi.dm import notification
 from dmwsi.jobs.service import JobRequest, commands_from, submit, wait
 from dmwsi.store.records import Command
@@ -17,7 +17,7 @@ from dmwsi.wsi.handlers.common import resolve_device
 from dmwsi.wsi.handlers.jobs import job_state
 from dmwsi.wsi.handlers.results import device_result
 
-PROFILES_FILE = PROJECT_ROOT / "conf" / "profiles.toml"
+PROFILES_FILE = CONF_DIR / "profiles.toml"
 STRUCT_DATA = "?list=StructData"
 UI_MODES = {"notSpecified": notification.UI_NOT_SPECIFIED, "background": notification.UI_BACKGROUND,
             "informative": notification.UI_INFORMATIVE, "userInteraction": notification.UI_USER_INTERACTION}

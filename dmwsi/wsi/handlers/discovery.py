@@ -3,11 +3,11 @@ import tomllib
 from datetime import datetime, timezone
 from functools import lru_cache
 
-from dmwsi.config import PROJECT_ROOT
+from dmwsi.resources import CONF_DIR
 
 INTERFACE_VERSIONS = ["1.0"]
 CALLBACK_VERSIONS = ["1.0"]
-MO_FILE = PROJECT_ROOT / "conf" / "management-objects.toml"
+MO_FILE = CONF_DIR / "management-objects.toml"
 
 
 @lru_cache(maxsize=1)
