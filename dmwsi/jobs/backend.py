@@ -5,13 +5,17 @@ import re
 
 from dmwsi.dm.work import CommandSpec, DeviceAccount, WorkUnit
 from dmwsi.jobs import announce
-from dmwsi.store.records import (TARGET_FAILED, Command, TARGET_IN_SESSION, TARGET_PENDING, TARGET_SUCCEEDED,
-                                 Device, LogEntry, ResultItem)
+from dmwsi.store.records import (STATUS_AWAITING_ALERT, TARGET_FAILED, TARGET_OPEN_STATES, Command,
+                                 TARGET_IN_SESSION, TARGET_PENDING, TARGET_SUCCEEDED, Device, LogEntry,
+                                 ResultItem)
 
 log = logging.getLogger(__name__)
 
-ACCEPTED = 202
+ACCEPTED = STATUS_AWAITING_ALERT
 AWAITING_ALERT = "awaiting Generic Alert"
+# Per-device error codes of targets failed by the server (docs/faults.rst).
+SESSION_INTERRUPTED = "SessionInterrupted"  # every attempt's session ended before the work was done
+ALERT_TIMEOUT = "Timeout"                   # the Generic Alert did not come within jobs.alert_window
 # DevInfo leaf -> Device attribute.
 DEVINFO_FIELDS = {"Man": "man", "Mod": "mod", "Lang": "lang", "DmV": "dmv"}
 _CORRELATOR = re.compile(r"^(?P<job>.+):(?P<seq>\d+)$")
@@ -110,59 +114,115 @@ class StoreBackend:
         awaiting = [o for o in outcomes if o.status == ACCEPTED]
         worst = failed[0].status if failed else (awaiting[0].status if awaiting else 200)
         with self.store.transaction():
+            target = self.store.get_target(unit.job_id, device_id)
+            if target is None:
+                return
+            # What the device did is recorded even for a target already final
+            # (cancelled meanwhile, failed over after a lost session): it stays final.
             self.store.add_results(unit.job_id, device_id, items)
-            if failed:
+            if target.state != TARGET_IN_SESSION:
+                summary = f"{len(outcomes)} command(s), status {worst}, after the target was {target.state}"
+            elif failed:
+                summary = f"{len(outcomes)} command(s), status {worst}"
                 self._finish_target(unit.job_id, device_id, TARGET_FAILED, status_code=worst,
                                     message=f"command {failed[0].seq} failed with status {worst}")
             elif awaiting:
                 # Exec accepted: the outcome comes in a Generic Alert (§12.3), unless
-                # it already came earlier in this same session.
-                if self.store.get_target(unit.job_id, device_id).state == TARGET_IN_SESSION:
-                        self.store.set_target_state(unit.job_id, device_id, TARGET_IN_SESSION,
-                                                status_code=ACCEPTED, message=AWAITING_ALERT)
+                # it already came earlier in this same session (the target is final then).
+                summary = f"{len(outcomes)} command(s), status {worst}"
+                self.store.set_target_state(unit.job_id, device_id, TARGET_IN_SESSION,
+                                            status_code=ACCEPTED, message=AWAITING_ALERT)
             else:
+                summary = f"{len(outcomes)} command(s), status {worst}"
                 self._finish_target(unit.job_id, device_id, TARGET_SUCCEEDED, status_code=200)
-            self._log(unit, device_id, not failed, f"{len(outcomes)} command(s), status {worst}")
+            self._log(unit.job_id, device_id, not failed, summary, unit.customer_care)
         self.on_pushes()
 
     def unit_interrupted(self, device_id, unit, reason):
-        target = self.store.get_target(unit.job_id, device_id)
-        if target is None:
-            return
         with self.store.transaction():
-            if target.attempts >= self.dm["max_attempts"]:
-                self._finish_target(unit.job_id, device_id, TARGET_FAILED,
-                                    message=f"session ended: {reason} (after {target.attempts} attempts)")
-            else:
-                self.store.set_target_state(unit.job_id, device_id, TARGET_PENDING,
-                                            message=f"retrying: {reason}")
-            self._log(unit, device_id, False, f"session ended: {reason}")
+            if self._retry_or_fail(unit.job_id, device_id, f"session ended: {reason}", SESSION_INTERRUPTED):
+                self._log(unit.job_id, device_id, False, f"session ended: {reason}", unit.customer_care)
         self.on_pushes()
+
+    def _retry_or_fail(self, job_id, device_id, reason, error_code):
+        """The job policy for a target whose attempt ended without an outcome:
+        back to pending while attempts remain (dm.max_attempts), else failed
+        with ``error_code``. A target no longer in session (cancelled, or
+        finished by a Generic Alert) is left as it is; returns whether it
+        was changed. The caller holds the transaction."""
+        target = self.store.get_target(job_id, device_id)
+        if target is None or target.state != TARGET_IN_SESSION:
+            return False
+        if target.attempts >= self.dm["max_attempts"]:
+            self._finish_target(job_id, device_id, TARGET_FAILED, error_code=error_code,
+                                message=f"{reason} (after {target.attempts} attempts)")
+        else:
+            self.store.set_target_state(job_id, device_id, TARGET_PENDING, message=f"retrying: {reason}")
+        return True
+
+    def recover(self, held_before=None, accepted_before=None, live=lambda device_id: False, batch=200):
+        """Targets interrupted by a crash or lost by their session go the way
+        of unit_interrupted: those in session since before ``held_before``
+        (None: every one -- at start-up no session of ours is left) whose
+        device is not ``live`` in a session here, and those whose accepted
+        Exec has waited for its Generic Alert since before
+        ``accepted_before`` (None: none of them). Returns how many changed."""
+        stale = [(t, "session lost (server restart or lease expired)", SESSION_INTERRUPTED)
+                 for t in self.store.in_session_targets(held_before) if not live(t.device_id)]
+        if accepted_before is not None:
+            stale += [(t, "no Generic Alert within the alert window", ALERT_TIMEOUT)
+                      for t in self.store.in_session_targets(accepted_before, awaiting_alert=True)]
+        changed = 0
+        for start in range(0, len(stale), batch):       # short write transactions: others interleave
+            with self.store.transaction():
+                for target, reason, error_code in stale[start:start + batch]:
+                    if self._retry_or_fail(target.job_id, target.device_id, reason, error_code):
+                        changed += 1
+                        self._log(target.job_id, target.device_id, False, reason)
+        if changed:
+            log.info("recovered %d interrupted target(s)", changed)
+            self.on_pushes()
+        return changed
 
     def device_alert(self, device_id, alert):
         match = _CORRELATOR.match(alert.correlator or "")
         if match and alert.code == 1226:
             job_id, seq = match.group("job"), int(match.group("seq"))
             target = self.store.get_target(job_id, device_id)
-            if target is not None and target.state == TARGET_IN_SESSION:
-                code, ok = alert_succeeded(alert.data)
-                with self.store.transaction():
-                    self.store.add_results(job_id, device_id, [ResultItem(
-                        uri=alert.source, value=alert.data, format=alert.format or "chr", type=alert.type,
-                        status_code=code, command_seq=seq)])
-                    self._finish_target(
-                        job_id, device_id, TARGET_SUCCEEDED if ok else TARGET_FAILED, status_code=code,
-                        message=f"{alert.type or 'Generic Alert'} result {code}")
-                self.on_pushes()
+            if target is not None:
+                self._record_alert(job_id, seq, device_id, alert)
         self.on_event(device_id, alert)
         return 200
 
-    def _log(self, unit, device_id, success, summary):
-        job = self.store.get_job(unit.job_id)
+    def _record_alert(self, job_id, seq, device_id, alert):
+        """The result an accepted Exec reported (§12.3). It ends the target if
+        still open -- also one failed back to pending after the alert window,
+        whose outcome is now known; for a target already final (failed over,
+        cancelled) the alert is recorded and the target stays as it is."""
+        code, ok = alert_succeeded(alert.data)
+        with self.store.transaction():
+            target = self.store.get_target(job_id, device_id)
+            self.store.add_results(job_id, device_id, [ResultItem(
+                uri=alert.source, value=alert.data, format=alert.format or "chr", type=alert.type,
+                status_code=code, command_seq=seq)])
+            message = f"{alert.type or 'Generic Alert'} result {code}"
+            if target.state in TARGET_OPEN_STATES:
+                self._finish_target(job_id, device_id, TARGET_SUCCEEDED if ok else TARGET_FAILED,
+                                    status_code=code, message=message)
+            else:
+                message += f", after the target was {target.state}"
+            self._log(job_id, device_id, ok, message)
+        self.on_pushes()
+
+    def _log(self, job_id, device_id, success, summary, customer_care=None):
+        """A transaction-log row; ``customer_care`` None: the job's own flag."""
+        job = self.store.get_job(job_id)
+        if customer_care is None:
+            customer_care = bool(job and job.customer_care)
         self.store.append_log(LogEntry(
             operation=f"dm:{job.operation}" if job else "dm", success=success,
-            principal=job.principal if job else None, job_id=unit.job_id, device_id=device_id,
-            summary=summary, device_count=1, customer_care=unit.customer_care))
+            principal=job.principal if job else None, job_id=job_id, device_id=device_id,
+            summary=summary, device_count=1, customer_care=customer_care))
 
 
 def _text(value):

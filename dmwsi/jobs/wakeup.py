@@ -1,10 +1,17 @@
 """Wake devices that have work: package 0 to each device with pending
 targets that is not already in a session and was not notified recently.
 Runs on the reactor, every ``wakeup_interval`` seconds and whenever a job is
-created (``kick``)."""
+created (``kick``).
+
+Each scan also recovers targets no session will finish (crash safety): at
+start-up every target left in session by the previous process, and then
+targets held longer than ``jobs.session_lease`` by no live session here or
+waiting longer than ``jobs.alert_window`` for a Generic Alert. They are
+retried or failed by the job policy (``StoreBackend.recover``)."""
 import logging
 import random
 import time
+from datetime import datetime, timedelta, timezone
 
 from twisted.internet import task
 
@@ -23,6 +30,7 @@ class WakeUp:
         self.dm_server = dm_server
         self.notifier = notifier
         self.dm = config["dm"]
+        self.jobs = config["jobs"]
         self.reactor = reactor
         self.clock = clock
         self.notified = {}      # device id -> clock() of its last package 0, until it calls in
@@ -34,7 +42,19 @@ class WakeUp:
         dm_server.listeners.append(self.session_ended)
 
     def start(self):
+        # Single node: no session of ours exists yet, so every target still in
+        # session was held by a process that is gone.
+        self.dm_server.backend.recover(held_before=None, accepted_before=self._accepted_before())
         self.loop.start(self.dm["wakeup_interval"], now=False)
+
+    def _accepted_before(self):
+        return datetime.now(timezone.utc) - timedelta(seconds=self.jobs["alert_window"])
+
+    def _recover(self):
+        """Targets held past the lease by no live session, or awaiting an alert past its window."""
+        held_before = datetime.now(timezone.utc) - timedelta(seconds=self.jobs["session_lease"])
+        self.dm_server.backend.recover(held_before=held_before, accepted_before=self._accepted_before(),
+                                       live=self.dm_server.in_session)
 
     def stop(self):
         if self.loop.running:
@@ -61,6 +81,7 @@ class WakeUp:
             log.exception("wake-up scan failed; retrying at the next interval")
 
     def _scan(self):
+        self._recover()
         with self.store.transaction():
             expired = self.store.expire_jobs()      # devices that never came: timed out per job
             announce.jobs_completed(self.store, expired, self.view)

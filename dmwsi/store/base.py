@@ -78,6 +78,14 @@ class UnknownDevices(ConflictError):
         self.device_ids = list(device_ids)
 
 
+class IllegalTransition(ConflictError):
+    """A target state change outside records.TARGET_TRANSITIONS (e.g. out of a final state)."""
+
+    def __init__(self, job_id: str, device_id: str, old: str, new: str):
+        super().__init__(f"target {device_id!r} of job {job_id!r} cannot go from {old} to {new}")
+        self.old, self.new = old, new
+
+
 class AmbiguousMatch(StoreError):
     """A lookup that must identify one record matched several."""
 
@@ -242,11 +250,23 @@ class Store(abc.ABC):
         limit); page round the fleet with after=<last device id returned>."""
 
     @abc.abstractmethod
+    def in_session_targets(
+        self, started_before: datetime | None = None, *, awaiting_alert: bool = False
+    ) -> list[JobTarget]:
+        """In-session targets started before ``started_before`` (None: all),
+        oldest first: those a session holds (``awaiting_alert`` False) or
+        those whose Exec was accepted and which wait for the device's
+        Generic Alert (status_code STATUS_AWAITING_ALERT, ``awaiting_alert``
+        True). For crash recovery and the lease sweep."""
+
+    @abc.abstractmethod
     def set_target_state(
         self, job_id: str, device_id: str, state: str, *, now: datetime | None = None, **fields: Any
     ) -> bool:
-        """Set a target's state and result fields. Returns True when this
-        call completed the job (its last open target became terminal)."""
+        """The one transition function: set a target's state and result
+        fields. Returns True when this call completed the job (its last open
+        target became terminal). A change outside TARGET_TRANSITIONS ->
+        IllegalTransition (nothing written)."""
 
     @abc.abstractmethod
     def add_results(self, job_id: str, device_id: str, items: Iterable[ResultItem]) -> int:
@@ -285,8 +305,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def cancel_job(self, job_id: str, *, now: datetime | None = None) -> tuple[int, list[str]]:
-        """Cancel pending targets; returns (cancelled_count,
-        device ids already finished). In-progress targets still finish."""
+        """Cancel every open target, pending or in session (cancellation is
+        final: a later outcome cannot reopen it); returns (cancelled_count,
+        device ids already finished)."""
 
     @abc.abstractmethod
     def expire_jobs(self, now: datetime | None = None) -> list[str]:

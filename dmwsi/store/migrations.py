@@ -269,12 +269,32 @@ CREATE TABLE principal_aliases (
 );
 """
 
+V6_TARGET_TRANSITIONS = """
+-- A target's state changes only along records.TARGET_TRANSITIONS: final
+-- states are final, refused is set only at creation.  Every writer (the
+-- API's one transition function and its bulk claim/cancel/expire updates)
+-- is held to it by the database.
+CREATE TRIGGER job_targets_legal_state BEFORE UPDATE OF state ON job_targets
+WHEN NOT (
+    (OLD.state = 'pending'
+     AND NEW.state IN ('inSession', 'succeeded', 'failed', 'cancelled', 'timedOut'))
+    OR (OLD.state = 'inSession'
+        AND NEW.state IN ('pending', 'inSession', 'succeeded', 'failed', 'cancelled', 'timedOut'))
+)
+BEGIN
+    SELECT RAISE(ABORT, 'illegal target state change');
+END;
+-- In-session targets by age, for crash recovery and the lease sweep.
+CREATE INDEX job_targets_in_session ON job_targets(started_at) WHERE state = 'inSession';
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "core: devices, subscribers, groups, jobs, results, transaction log", _script(V1_CORE)),
     Migration(2, "result delivery: acknowledgements, outbox, event subscriptions", _script(V2_DELIVERY)),
     Migration(3, "device alias (OES6), customer-care flag, billing fields", _script(V3_ALIAS_CARE_BILLING)),
     Migration(4, "push outbox: per-stream (per-job) sequence numbers", _script(V4_PUSH_SEQUENCE)),
     Migration(5, "per-principal device aliases (OES6)", _script(V5_PRINCIPAL_ALIASES)),
+    Migration(6, "legal target state changes only (trigger); in-session index", _script(V6_TARGET_TRANSITIONS)),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -25,7 +25,7 @@ JOB_PENDING = "pending"
 JOB_RUNNING = "running"
 #: Every target reached a terminal state.
 JOB_COMPLETED = "completed"
-#: CancelJob: pending targets were cancelled (in-progress ones still finish).
+#: CancelJob: every open target (pending or in session) was cancelled.
 JOB_CANCELLED = "cancelled"
 #: expires_at / not_after passed: pending targets were expired.
 JOB_EXPIRED = "expired"
@@ -61,6 +61,29 @@ TARGET_TERMINAL_STATES = (
     TARGET_CANCELLED,
     TARGET_TIMED_OUT,
 )
+
+#: The legal state changes of a target (a new target starts pending, or
+#: final, e.g. refused).  A final state is final: nothing leaves it, so a
+#: late answer for a cancelled or failed-over target cannot reopen it.
+#: inSession -> inSession updates a held target (e.g. Exec accepted, now
+#: awaiting its Generic Alert); refused is only ever set at creation.
+#: Migration 6's trigger enforces the same table in the database.
+TARGET_TRANSITIONS = {
+    TARGET_PENDING: frozenset((TARGET_IN_SESSION, TARGET_SUCCEEDED, TARGET_FAILED, TARGET_CANCELLED,
+                               TARGET_TIMED_OUT)),
+    TARGET_IN_SESSION: frozenset((TARGET_PENDING, TARGET_IN_SESSION, TARGET_SUCCEEDED, TARGET_FAILED,
+                                  TARGET_CANCELLED, TARGET_TIMED_OUT)),
+}
+
+
+def transition_allowed(old: str, new: str) -> bool:
+    """Whether a target may go from state ``old`` to state ``new``."""
+    return new in TARGET_TRANSITIONS.get(old, ())
+
+
+#: A target in session with this status_code had its Exec accepted (202) and
+#: waits for the device's Generic Alert: no session holds it any more.
+STATUS_AWAITING_ALERT = 202
 
 # --- result delivery (OES4) ------------------------------------------------------
 

@@ -37,6 +37,7 @@ from dmwsi.store.base import (
     AmbiguousMatch,
     ConflictError,
     DuplicateJob,
+    IllegalTransition,
     InvalidCursor,
     NotFound,
     Store,
@@ -58,6 +59,7 @@ from dmwsi.store.records import (
     TARGET_PENDING,
     TARGET_STATES,
     TARGET_TERMINAL_STATES,
+    STATUS_AWAITING_ALERT,
     Command,
     Device,
     DeviceResult,
@@ -71,6 +73,7 @@ from dmwsi.store.records import (
     Subscription,
     WakeTarget,
     WorkItem,
+    transition_allowed,
 )
 
 # --- value conversion ----------------------------------------------------------
@@ -856,8 +859,10 @@ class SQLiteStore(Store):
                     if running >= job["concurrency"]:
                         continue
                 conn.execute(
-                    "UPDATE job_targets SET state = 'inSession', attempts = attempts + 1, started_at = ? "
-                    "WHERE job_id = ? AND device_id = ?",
+                    # A new attempt has no outcome yet (a 202 left by an earlier
+                    # one would read as awaiting a Generic Alert).
+                    "UPDATE job_targets SET state = 'inSession', attempts = attempts + 1, started_at = ?, "
+                    "status_code = NULL WHERE job_id = ? AND device_id = ?",
                     (now_s, job_id, device_id),
                 )
                 if job["state"] == JOB_PENDING:
@@ -895,6 +900,19 @@ class SQLiteStore(Store):
             )
         ]
 
+    def in_session_targets(
+        self, started_before: datetime | None = None, *, awaiting_alert: bool = False
+    ) -> list[JobTarget]:
+        sql = (
+            f"SELECT {_cols(_TARGET_COLS)} FROM job_targets INDEXED BY job_targets_in_session "
+            "WHERE state = 'inSession' AND " + ("status_code IS ?" if awaiting_alert else "status_code IS NOT ?")
+        )
+        params: list[Any] = [STATUS_AWAITING_ALERT]
+        if started_before is not None:
+            sql += " AND started_at < ?"
+            params.append(_ts(started_before))
+        return [_target(r) for r in self._conn.execute(sql + " ORDER BY started_at, job_id, device_id", params)]
+
     def set_target_state(
         self, job_id: str, device_id: str, state: str, *, now: datetime | None = None, **fields_: Any
     ) -> bool:
@@ -913,12 +931,17 @@ class SQLiteStore(Store):
         conn = self._conn
         now_s = _ts(now)
         with self.transaction():
-            cur = conn.execute(
+            row = conn.execute(
+                "SELECT state FROM job_targets WHERE job_id = ? AND device_id = ?", (job_id, device_id)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no target {device_id!r} in job {job_id!r}")
+            if not transition_allowed(row[0], state):
+                raise IllegalTransition(job_id, device_id, row[0], state)
+            conn.execute(
                 f"UPDATE job_targets SET {sets} WHERE job_id = ? AND device_id = ?",
                 (state, *values.values(), job_id, device_id),
             )
-            if cur.rowcount == 0:
-                raise NotFound(f"no target {device_id!r} in job {job_id!r}")
             job_state = conn.execute("SELECT state FROM jobs WHERE job_id = ?", (job_id,)).fetchone()[0]
             if state == TARGET_IN_SESSION and job_state == JOB_PENDING:
                 conn.execute(
@@ -1071,8 +1094,11 @@ class SQLiteStore(Store):
                     (job_id,),
                 )
             ]
+            # In-session targets too: cancellation is final whatever the
+            # device is doing; what its session still reports is recorded as
+            # results but cannot reopen the target (TARGET_TRANSITIONS).
             cancelled = conn.execute(
-                "UPDATE job_targets SET state = ?, finished_at = ? WHERE job_id = ? AND state = 'pending'",
+                f"UPDATE job_targets SET state = ?, finished_at = ? WHERE job_id = ? AND state IN {_OPEN_SQL}",
                 (TARGET_CANCELLED, now_s, job_id),
             ).rowcount
             if job["state"] in JOB_ACTIVE_STATES:

@@ -22,23 +22,29 @@ FAULTS = {
     "NotAuthenticated": ("Client", "The request carries no acceptable credentials."),
     "NotAuthorized": ("Client", "The principal may not perform this operation on this target."),
     "PolicyRefused": ("Client", "Policy refuses the request as a whole."),
+    "MethodNotAllowed": ("Client", "Only POST of a SOAP message (or GET of the WSDL and schemas) is served; HTTP 405."),
+    "InvalidMessage": ("Client", "The body is not a SOAP 1.1 Envelope with a Body: not UTF-8, not XML, a DTD, "
+                                 "wrong root."),
     # server side (soap:Server)
     "NotImplemented": ("Server", "The operation is part of the contract but not built in this release."),
     "DeviceError": ("Server", "The device answered with an error status."),
     "Timeout": ("Server", "The device did not complete in time."),
     "ServiceUnavailable": ("Server", "A needed resource is temporarily unavailable; retry later."),
     "InternalError": ("Server", "An unexpected error; the request had no effect. Details are in the server log."),
+    "SessionInterrupted": ("Server", "Every attempt's DM session ended before the device's work was done "
+                                     "(session lost, server restart)."),
 }
 
 
 class DmwsiFault(Fault):
     """A SOAP fault with a stable dmwsi code in its detail."""
 
-    def __init__(self, code, message, element=None, device_status=None, namespace=None):
+    def __init__(self, code, message, element=None, device_status=None, namespace=None, log_reason=None):
         side, _ = FAULTS[code]
         self.code = code
         self.message = message
         self.element = element
+        self.log_reason = log_reason    # what the transaction log records when the caller is told less
         self.device_status = device_status
         super().__init__(faultcode=side, faultstring=f"{code}: {message}",
                          detail=fault_detail(code, message, element, device_status, namespace))

@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from dmwsi.store import ConflictError, DuplicateJob, InvalidCursor, NotFound
+from dmwsi.store import ConflictError, DuplicateJob, IllegalTransition, InvalidCursor, NotFound
 from dmwsi.store.records import (
     TARGET_STATES,
     Command,
@@ -290,7 +290,8 @@ def test_set_target_state_completes_the_job_exactly_once(store):
                                   message="no answer to package 0") is True
     assert store.get_job(job.job_id).state == "completed"
     assert store.get_job(job.job_id).updated_at == at(3)
-    assert store.set_target_state(job.job_id, "d2", "failed") is False
+    with pytest.raises(IllegalTransition):          # final is final, even the same state again
+        store.set_target_state(job.job_id, "d2", "failed")
 
 
 def test_set_target_state_errors(store):
@@ -392,13 +393,18 @@ def test_cancel_job(store):
     store.set_target_state(job.job_id, "d1", "failed")
     store.claim_targets("d4", at(1))
     cancelled, finished = store.cancel_job(job.job_id, now=at(2))
-    assert (cancelled, finished) == (1, ["d1", "d3"])
+    assert (cancelled, finished) == (2, ["d1", "d3"])
     assert store.get_job(job.job_id).state == "cancelled"
     assert store.get_target(job.job_id, "d2").state == "cancelled"
-    assert store.get_target(job.job_id, "d4").state == "inSession"  # already talking to the device
+    # Cancellation is final for a target in session too (issue 11.4).
+    assert (store.get_target(job.job_id, "d4").state, store.get_target(job.job_id, "d4").finished_at) == (
+        "cancelled", at(2))
     assert store.claim_targets("d2", at(3)) == []
-    # The in-progress target can still record its outcome; the job stays cancelled.
-    assert store.set_target_state(job.job_id, "d4", "succeeded") is False
+    # What the session still reports cannot reopen it.
+    for late in ("succeeded", "pending", "inSession"):
+        with pytest.raises(IllegalTransition):
+            store.set_target_state(job.job_id, "d4", late)
+    assert store.get_target(job.job_id, "d4").state == "cancelled"
     assert store.get_job(job.job_id).state == "cancelled"
     assert store.cancel_job(job.job_id) == (0, ["d1", "d2", "d3", "d4"])
     with pytest.raises(NotFound):
