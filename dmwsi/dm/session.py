@@ -26,6 +26,7 @@ SCHEME_TYPES = {"basic": AUTH_BASIC, "md5": AUTH_MD5, "hmac": AUTH_MAC}
 SIZE_MARGIN = 256
 NOT_EXECUTED = {0, codes.StatusCode.NOT_EXECUTED, 401, 407}   # device refused before running
 DEVICE_MAY_SEND = ("Alert", "Replace", "Results", "Status")
+SESSION_ALERTS = (codes.AlertCode.SERVER_INITIATED_MGMT, codes.AlertCode.CLIENT_INITIATED_MGMT)
 
 
 @dataclass
@@ -77,14 +78,30 @@ class _UnitState:
         return all(o.status is not None for o in self.outcomes.values())
 
 
+def starts_session(msg):
+    """True for a package 1: it carries the session-opening Alert (1200/1201, §3.1)."""
+    return any(cmd.tag == "Alert" and cmd.data in SESSION_ALERTS for cmd in msg.body)
+
+
+def _msg_number(msg_id):
+    try:
+        return int(msg_id)
+    except (TypeError, ValueError):
+        return None
+
+
 class Session:
-    def __init__(self, device_id, session_id, backend, policy, token, server_initiated=False):
+    def __init__(self, device_id, session_id, backend, policy, token, server_initiated=False,
+                 on_authenticated=None):
         self.device_id = device_id
         self.session_id = session_id
         self.backend = backend
         self.policy = policy
         self.token = token
         self.server_initiated = server_initiated
+        # Told (with this session) the moment the device first authenticates,
+        # before any work is claimed: the server gives it the device's slot.
+        self.on_authenticated = on_authenticated
         self.account = None
         self.authenticated = False
         self.auth_scheme = None
@@ -95,6 +112,7 @@ class Session:
         self.device_max_obj_size = None
         self.msg_ids = itertools.count(1)
         self.last_device_msg_id = None
+        self.last_device_message = None   # (body bytes, parsed Message) of the last device message
         self.last_reply = None
         self.units = []                # _UnitState, in claim order
         self.work_claimed = False
@@ -107,12 +125,17 @@ class Session:
 
     # ---- entry point -----------------------------------------------------
 
-    def receive(self, msg: Message, hmac_header=None, body=b""):
-        """Process one device message; returns the reply Message."""
+    def receive(self, msg: Message, hmac_header=None, body=b"", may_challenge=True):
+        """Process one device message; returns the reply Message. With
+        ``may_challenge`` false (its source is rate-limited) a message that does
+        not authenticate changes nothing and gets None: no challenge, no nonce."""
         hdr = msg.header
-        if hdr.msg_id == self.last_device_msg_id and self.last_reply is not None:
-            return self.last_reply          # a retransmission: answer the same
+        if self.is_retransmission(msg, body):
+            return self.last_reply          # the device lost our answer: send it again
+        if not may_challenge and not self.authenticated and not self._credentials_verify(msg, hmac_header, body):
+            return None
         self.last_device_msg_id = hdr.msg_id
+        self.last_device_message = (body, msg)
         if hdr.meta and hdr.meta.max_msg_size:
             self.device_max_msg_size = hdr.meta.max_msg_size
         if hdr.meta and hdr.meta.max_obj_size:
@@ -153,6 +176,26 @@ class Session:
         self._end("completed")
         return self._reply(statuses, [], final=True)
 
+    def is_retransmission(self, msg, body=b""):
+        """The same message again (same MsgID, same bytes): the device lost our reply.
+        Only the bytes decide; a new session reusing SessionID 1 / MsgID 1 is not one."""
+        return (self.last_reply is not None and msg.header.msg_id == self.last_device_msg_id
+                and self.last_device_message == (body, msg))
+
+    def restarts(self, msg, body=b""):
+        """True when ``msg`` is a new package 1 rather than the next message of this
+        session: it opens a session (Alert 1200/1201) and its MsgID does not follow
+        ours (real clients start every session at MsgID 1). The package 1 a device
+        resends after a challenge carries the next MsgID (§3.5) and continues."""
+        if not starts_session(msg) or self.last_device_msg_id is None:
+            return False
+        if self.is_retransmission(msg, body):
+            return False
+        new, last = _msg_number(msg.header.msg_id), _msg_number(self.last_device_msg_id)
+        if new is None or last is None:
+            return True
+        return new <= last
+
     def expire(self, reason="timeout"):
         """The device went silent; hand unfinished work back."""
         self._end(reason)
@@ -175,6 +218,8 @@ class Session:
         if ok:
             first = not self.authenticated
             self.authenticated, self.auth_scheme = True, scheme
+            if first and self.on_authenticated is not None:
+                self.on_authenticated(self)
             if scheme == "hmac":
                 # HMAC authenticates every message: 200, not 212 (§9.4).
                 return self._hdr_status(hdr, codes.StatusCode.OK)
@@ -187,12 +232,20 @@ class Session:
             return self._hdr_status(hdr, codes.StatusCode.AUTH_ACCEPTED)
         self.auth_failures += 1
         expected = acct.auth_scheme if acct.auth_scheme in self.policy.accepted_schemes else "md5"
+        # The challenge's nonce lives in this session only: the device answers it
+        # on our RespURI. Stored, it would let anyone naming the device replace
+        # the nonce the device holds from its last 212 and lock it out.
         nonce = auth.new_nonce()
-        self.backend.save_nonces(self.device_id, client_nonce=nonce)
         acct.client_nonce = nonce
         missing = (hdr.cred is None or not hdr.cred.data) and hmac_header is None   # empty Cred = none
         code = codes.StatusCode.MISSING_CREDENTIALS if missing else codes.StatusCode.INVALID_CREDENTIALS
         return self._hdr_status(hdr, code, chal=self._chal(expected, nonce))
+
+    def _credentials_verify(self, msg, hmac_header, body):
+        """Would this message authenticate? Reads the account, writes nothing."""
+        if self.account is None:
+            self.account = self.backend.account(self.device_id)
+        return self.account is not None and self._check_credentials(msg.header, hmac_header, body)[1]
 
     def _check_credentials(self, hdr, hmac_header, body):
         acct = self.account
