@@ -17,11 +17,15 @@ none); a query (``?list=``, ``?prop=``) is not part of the path.
 import re
 from dataclasses import dataclass, field
 
+from dmwsi.dm.uri import BadUri, path_of
 from dmwsi.selector import parse_selector
+from dmwsi.store.base import NotFound
 
 ACTIONS = ("Get", "Replace", "Add", "Delete", "Exec", "Copy")
 SEE_IDENTITY = "see-identity"
 ALL_LOGS = "all-logs"
+ALL_JOBS = "all-jobs"              # see every principal's jobs and their results
+CANCEL_ANY_JOB = "cancel-any-job"  # cancel / acknowledge jobs of other principals
 
 
 class AuthzError(ValueError):
@@ -48,16 +52,11 @@ class Role:
     max_batch: int | None = None
 
 
-def normalize(uri):
-    """``./A/B?list=x`` and ``A/B/`` -> ``./A/B`` (the path rules see)."""
-    path = uri.split("?", 1)[0].rstrip("/")
-    if path in ("", "."):
-        return "."
-    return path if path.startswith("./") else "./" + path.lstrip("/")
-
-
 def _compile(path):
-    path = normalize(path) if path not in ("**", "*") else "./" + path
+    try:
+        path = path_of(path if path not in ("**", "*") else "./" + path)
+    except BadUri as e:
+        raise AuthzError(f"node rule path {path!r}: {e}")
     parts, regex = path.split("/"), ["\\."]
     prefix = []
     literal = True
@@ -127,15 +126,22 @@ class Authorizer:
         return any(permission in r.permissions for r in self._of(role_names))
 
     def may_touch(self, role_names, uri, action):
-        """May the caller run ``action`` on the node at ``uri``?"""
-        path = normalize(uri)
+        """May the caller run ``action`` on the node at ``uri``? A
+        non-canonical URI matches no rule (callers' URIs were refused before)."""
+        try:
+            path = path_of(uri)
+        except BadUri:
+            return False
         return any(action in rule.actions and rule.pattern.match(path)
                    for r in self._of(role_names) for rule in r.nodes)
 
     def may_list(self, role_names, root):
         """May the caller read anything in the subtree at ``root``? (Listings
         are then filtered node by node with ``may_touch``.)"""
-        root = normalize(root)
+        try:
+            root = path_of(root)
+        except BadUri:
+            return False
         return any("Get" in rule.actions and _may_meet(rule, root)
                    for r in self._of(role_names) for rule in r.nodes)
 
@@ -143,8 +149,13 @@ class Authorizer:
         limits = [r.max_batch for r in self._of(role_names)]
         return None if not limits or None in limits else max(limits)
 
+    def all_devices(self, role_names):
+        """Does a role reach every device? (Only then may the caller learn that a device does not exist.)"""
+        return any(r.all_devices for r in self._of(role_names))
+
     def out_of_scope(self, store, role_names, device_ids):
-        """The devices (of ``device_ids``) no role of the caller may reach."""
+        """The devices (of ``device_ids``) no role of the caller may reach.
+        Store errors propagate: a scope is never silently shrunk or grown."""
         roles = self._of(role_names)
         if any(r.all_devices for r in roles):
             return set()
@@ -154,7 +165,7 @@ class Authorizer:
             for group in r.groups:
                 try:
                     allowed.update(store.group_members(group))
-                except Exception:          # a missing group grants nothing
+                except NotFound:           # a group not (yet) defined grants nothing
                     pass
             if r.selector:
                 allowed.update(store.select_devices(r.selector))

@@ -110,7 +110,7 @@ class Services:
             job_id=job_id if isinstance(job_id, str) else None,
             device_id=device.get("deviceId") or request.get("deviceId"),
             subscriber_id=device.get("subscriberId"),
-            summary=fault.message if fault is not None else _summary(request),
+            summary=(fault.log_reason or fault.message) if fault is not None else _summary(request),
             error_code=fault.code if fault is not None else None,
             customer_care=getattr(call, "customer_care", False),
         )

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from dmwsi.dm.uri import BadUri, canonical
 from dmwsi.jobs import announce
 from dmwsi.store.base import DuplicateJob
 from dmwsi.store.records import (DELIVERY_EACH, DELIVERY_PULL, TARGET_OPEN_STATES, TARGET_REFUSED, Command, Job,
@@ -106,7 +107,13 @@ def authorize(services, request):
     batch size, and the device scope (one device: a fault; bulk: each device
     outside the scope is refused with the reason, UC 5.2)."""
     authz, roles = services.authz, request.roles
-    for command in [c for cs in [request.commands, *request.per_device.values()] for c in cs]:
+    commands = [c for cs in [request.commands, *request.per_device.values()] for c in cs]
+    for command in commands:
+        refuse_non_canonical(command)
+    outside = authz.out_of_scope(services.store, roles, request.devices)
+    if outside and not request.bulk:      # before the node rules: the answer must not depend on the device
+        raise device_not_reachable(request.principal, OUT_OF_SCOPE)
+    for command in commands:
         if not command_allowed(authz, roles, command):
             raise DmwsiFault("NotAuthorized", f"{request.principal} may not {command.action} {command.uri}",
                              element="commands")
@@ -114,11 +121,26 @@ def authorize(services, request):
     if limit is not None and len(request.devices) > limit:
         raise DmwsiFault("PolicyRefused", f"a batch of {len(request.devices)} devices exceeds the "
                          f"{limit} allowed to {request.principal}")
-    outside = authz.out_of_scope(services.store, roles, request.devices)
-    if outside and not request.bulk:
-        raise DmwsiFault("NotAuthorized", f"{request.principal} may not manage this device", element="device")
     for device_id in outside:
         request.refused.setdefault(device_id, OUT_OF_SCOPE)
+
+
+def device_not_reachable(principal, log_reason, element="device"):
+    """The one answer, to a caller whose scope is not "all", for a device
+    that does not exist and for one outside its scope (no existence oracle);
+    the transaction log records ``log_reason``."""
+    return DmwsiFault("NotAuthorized", f"{principal} may not manage this device", element=element,
+                      log_reason=f"{principal} may not manage this device: {log_reason}")
+
+
+def refuse_non_canonical(command):
+    """A Client fault for a node URI that is not canonical (``..``, ``//``,
+    ``%2e``, trailing ``/``, unknown query): checked before any rule."""
+    for uri in [command.uri] + ([command.source_uri] if command.source_uri is not None else []):
+        try:
+            canonical(uri)
+        except BadUri as e:
+            raise DmwsiFault("InvalidArgument", f"node URI {uri!r}: {e}", element="commands")
 
 
 def command_allowed(authz, roles, command):

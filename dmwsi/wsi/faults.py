@@ -23,8 +23,6 @@ FAULTS = {
     "NotAuthorized": ("Client", "The principal may not perform this operation on this target."),
     "PolicyRefused": ("Client", "Policy refuses the request as a whole."),
     "MethodNotAllowed": ("Client", "Only POST of a SOAP message (or GET of the WSDL and schemas) is served; HTTP 405."),
-    "InvalidMessage": ("Client", "The body is not a SOAP 1.1 Envelope with a Body: not UTF-8, not XML, a DTD, "
-                                 "wrong root."),
     # server side (soap:Server)
     "NotImplemented": ("Server", "The operation is part of the contract but not built in this release."),
     "DeviceError": ("Server", "The device answered with an error status."),

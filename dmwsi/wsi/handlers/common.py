@@ -2,6 +2,8 @@
 translating store errors into faults, records into contract dicts."""
 from contextlib import contextmanager
 
+from dmwsi.authz import ALL_JOBS, CANCEL_ANY_JOB
+from dmwsi.jobs.service import device_not_reachable
 from dmwsi.selector import SelectorError, validate_clauses
 from dmwsi.store.base import AmbiguousMatch, InvalidCursor, UnknownDevices
 from dmwsi.wsi.faults import DmwsiFault
@@ -56,6 +58,8 @@ def resolve_device(store, ref, element="device", call=None):
         raise DmwsiFault("InvalidArgument", f"{kind} {value!r} matches several devices; use deviceId",
                          element=element)
     if device is None:
+        if call is not None and not call.services.authz.all_devices(call.roles):
+            raise device_not_reachable(call.principal, f"no registered device with {kind} {value!r}", element)
         raise DmwsiFault("UnknownDevice", f"no registered device with {kind} {value!r}", element=element)
     return device
 
@@ -69,8 +73,25 @@ def selector_clauses(selector, element="selector"):
         raise DmwsiFault("InvalidArgument", f"selector: {e}", element=element)
 
 
-def job_or_fault(store, job_id):
-    job = store.get_job(job_id)
-    if job is None:
+def job_or_fault(call, job_id):
+    """The job, if the caller may see it: its owner may, and so may a role
+    granting ``all-jobs``. Someone else's job answers exactly as a job that
+    does not exist, so job ids cannot be probed (issue 8)."""
+    job = call.services.store.get_job(job_id)
+    if job is None or not (job.principal == call.principal or sees_all_jobs(call)):
         raise DmwsiFault("UnknownJob", f"no job {job_id!r}", element="jobId")
+    return job
+
+
+def sees_all_jobs(call):
+    return call.services.authz.has(call.roles, ALL_JOBS)
+
+
+def own_job_or_fault(call, job_id):
+    """A job the caller may change (cancel, acknowledge): its own, or any
+    it may see when a role grants ``cancel-any-job``."""
+    job = job_or_fault(call, job_id)
+    if job.principal != call.principal and not call.services.authz.has(call.roles, CANCEL_ANY_JOB):
+        raise DmwsiFault("NotAuthorized", f"{call.principal} may not change job {job_id!r} of another principal",
+                         element="jobId")
     return job

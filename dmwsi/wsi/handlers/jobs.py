@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 from dmwsi.jobs import announce
 from dmwsi.store import records
 from dmwsi.wsi.faults import DmwsiFault
-from dmwsi.wsi.handlers.common import job_or_fault, page_size, store_errors
+from dmwsi.wsi.handlers.common import job_or_fault, own_job_or_fault, page_size, sees_all_jobs, store_errors
 from dmwsi.wsi.handlers.results import device_result
 
 JOB_SCHEDULED = "scheduled"    # a pending job whose window has not opened: derived, not stored
@@ -34,21 +34,25 @@ def job_info(store, job):
 
 def get_job_status(call, request):
     store = call.services.store
-    return {"job": job_info(store, job_or_fault(store, request["jobId"]))}
+    return {"job": job_info(store, job_or_fault(call, request["jobId"]))}
 
 
 def get_job_results(call, request):
     store = call.services.store
-    job = job_or_fault(store, request["jobId"])
+    job = job_or_fault(call, request["jobId"])
     states = request.get("states") or None
     with store_errors():
         rows, cursor = store.job_results(
             job.job_id, after=request.get("after"), limit=page_size(request), states=states,
             include_unfinished=bool(set(states or ()) & set(records.TARGET_OPEN_STATES)),
             unacknowledged_by=call.principal if request.get("unacknowledgedOnly") else None)
+    # A reader sees only devices in its own scope, whoever's job it is (OES7);
+    # the owner also sees its refusals (UC 5.2: it named those devices itself).
+    hidden = call.services.authz.out_of_scope(store, call.roles, [r.device_id for r in rows])
     commands = store.job_commands(job.job_id)
     visible = call.services.visible_nodes(call.roles)
-    results = [device_result(store, job, r, commands, visible) for r in rows]
+    results = [device_result(store, job, r, commands, visible) for r in rows
+               if r.device_id not in hidden or (r.state == records.TARGET_REFUSED and job.principal == call.principal)]
     return {"jobId": job.job_id, "state": job_state(job), "results": results,
             "nextCursor": cursor}
 
@@ -57,7 +61,7 @@ def acknowledge_results(call, request):
     """Results of given devices, given push deliveries, or -- neither given --
     every result finished so far; one transaction."""
     store = call.services.store
-    job = job_or_fault(store, request["jobId"])
+    job = own_job_or_fault(call, request["jobId"])
     device_ids = request.get("deviceIds") or None
     delivery_ids = list(dict.fromkeys(request.get("deliveryIds") or ()))
     acknowledged = 0
@@ -81,7 +85,7 @@ def _job_push(store, call, job, delivery_id):
 
 def cancel_job(call, request):
     store = call.services.store
-    job = job_or_fault(store, request["jobId"])
+    job = own_job_or_fault(call, request["jobId"])
     if job.state in records.JOB_TERMINAL_STATES:
         raise DmwsiFault("JobNotCancellable", f"job {job.job_id} is already {job.state}", element="jobId")
     with store.transaction():
@@ -104,6 +108,7 @@ def list_jobs(call, request):
     stored_state = records.JOB_PENDING if state == JOB_SCHEDULED else state
     with store_errors():
         jobs, cursor = store.list_jobs(
+            principal=None if sees_all_jobs(call) else call.principal,
             state=stored_state, after=request.get("after"), limit=page_size(request),
             operation=request.get("operation"), created_after=request.get("createdAfter"),
             created_before=request.get("createdBefore"))
