@@ -60,7 +60,8 @@ class Server:
             send_server_cred=dm["send_server_cred"])
         backend = StoreBackend(self.services.store, self.config, on_pushes=self.services.pushes_queued,
                                view=self.services.result_view)
-        dm_server = DMServer(backend, policy, session_timeout=dm["session_timeout"])
+        dm_server = DMServer(backend, policy, session_timeout=dm["session_timeout"],
+                             challenge_rate=dm["challenge_rate"], challenge_burst=dm["challenge_burst"])
         self.notifier = make_notifier(dm["notifier"], self.reactor, dm["notification_concurrency"])
         self.services.dm_server = dm_server
         self.services.wakeup = WakeUp(self.services.store, dm_server, self.notifier, self.config, self.reactor,

@@ -1,5 +1,7 @@
-"""The WSGI middleware in front of the SOAP application: every POST is
-authenticated once, before spyne parses it and before any handler runs.
+"""The WSGI middleware in front of the SOAP application: every request
+passes it. Only a POST of a SOAP 1.1 message or a bodiless GET (the WSDL)
+gets past the gate (dmwsi.security.gate); every POST is authenticated once,
+before spyne parses it and before any handler runs.
 
 On success the principal's name goes to ``environ["dmwsi.principal"]`` (the
 dispatcher puts it in every ``Call`` and the transaction log) and its roles to
@@ -23,6 +25,7 @@ import uuid
 
 from lxml import etree
 
+from dmwsi.security import gate
 from dmwsi.security.authenticate import PARSER, Authenticator
 from dmwsi.security.encryption import Decryptor, encrypt_body
 from dmwsi.security.faults import SecurityFault, fault_envelope
@@ -73,11 +76,19 @@ class SecurityMiddleware:
         self.max_request_bytes = max_request_bytes
 
     def __call__(self, environ, start_response):
-        if environ.get("REQUEST_METHOD") != "POST":
+        try:
+            gate.check_method(environ)
+        except gate.Refused as refusal:
+            return self._refuse_message(environ, start_response, refusal, b"")
+        if environ["REQUEST_METHOD"] == "GET":
             return self.app(environ, start_response)       # the WSDL and its schemas are public
         body = self._read_body(environ)
         if body is None:       # over the size limit: the SOAP layer refuses it unread
             return self.app(environ, start_response)
+        try:
+            gate.parse_soap_envelope(body)
+        except gate.Refused as refusal:
+            return self._refuse_message(environ, start_response, refusal, body)
         try:
             identity, body = self.authenticator.authenticate(body, environ.get(PEER_CERTIFICATE))
         except SecurityFault as fault:
@@ -133,6 +144,18 @@ class SecurityMiddleware:
         document = fault_envelope(fault)
         start_response(FAULT_STATUS, [("Content-Type", "text/xml; charset=utf-8"),
                                       ("Content-Length", str(len(document)))])
+        return [document]
+
+    def _refuse_message(self, environ, start_response, refusal, body):
+        """A request that is not a SOAP message at all: a table fault, a one-line warning."""
+        log.warning("refused %s %s from %s: %s: %s (%s)", environ.get("REQUEST_METHOD", "")[:16],
+                    environ.get("PATH_INFO", "")[:64], environ.get("REMOTE_ADDR"), refusal.code,
+                    refusal.reason, gate.summary(body))
+        document = gate.refusal_envelope(refusal.code, refusal.reason)
+        headers = [("Content-Type", "text/xml; charset=utf-8"), ("Content-Length", str(len(document)))]
+        if refusal.code == "MethodNotAllowed":
+            headers.append(("Allow", gate.ALLOWED_METHODS))
+        start_response(refusal.status, headers)
         return [document]
 
     def _secured(self, environ, start_response, identity):
