@@ -10,7 +10,7 @@ from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
 from dmwsi.config import PROJECT_ROOT
-from dmwsi.store.records import Device
+from dmwsi.store.records import Device, Subscriber
 from dmwsi.wsi.contract import load_contract
 from dmwsi.wsi.handlers import HANDLERS
 from tests.conftest import fault_code
@@ -39,6 +39,7 @@ def everywhere(role, action):
 CONTRACT = load_contract()
 IN_SCOPE, OUT_OF_SCOPE = "IMEI:in-scope", "IMEI:out-of-scope"
 IN_SCOPE_MSISDN, OUT_OF_SCOPE_MSISDN = "+4917000000001", "+4917000000002"
+OUT_OF_SCOPE_SUBSCRIBER = "SUB-out-of-scope"
 
 
 def policy_text():
@@ -59,9 +60,11 @@ def server(running_reactor, tmp_path_factory, tls_pair):
     srv = factory(security={"policy_file": str(policy), "allow_anonymous": False,
                             "require_client_cert_for_roles": []})
     store = srv.store
+    store.upsert_subscriber(Subscriber(subscriber_id=OUT_OF_SCOPE_SUBSCRIBER))
     for device_id, msisdn in ((IN_SCOPE, IN_SCOPE_MSISDN), (OUT_OF_SCOPE, OUT_OF_SCOPE_MSISDN)):
         store.upsert_device(Device(device_id=device_id, man="Acme", client_password="c", server_password="s",
-                                   notification_url="http://127.0.0.1:9/none", msisdn=msisdn))
+                                   notification_url="http://127.0.0.1:9/none", msisdn=msisdn,
+                                   subscriber_id=OUT_OF_SCOPE_SUBSCRIBER if device_id == OUT_OF_SCOPE else None))
     for group in ("delegated-to-secondary", "external-partner"):
         store.define_group(group, "test", members=[IN_SCOPE])
     yield srv
@@ -321,3 +324,18 @@ def test_unknown_and_out_of_scope_devices_answer_alike(server, role):
     reasons = [e.summary for e in server.store.query_log(principal=f"{role}-user", limit=1000)[0]
                if e.error_code == "NotAuthorized"]
     assert any("no registered device" in r for r in reasons) and any("scope" in r for r in reasons)
+
+
+@pytest.mark.parametrize("role", [r for r in ROLES if may_call(r, "SubmitBulkOperation")
+                                  and POLICY["roles"][r].get("devices") != "all"])
+def test_bulk_unknown_and_foreign_subscribers_answer_alike(server, role):
+    """Issue 8 existence oracle in bulk targets: to a scoped caller an unknown
+    subscriber and one whose devices are all outside its scope answer alike,
+    and no job is written."""
+    jobs_before = len(server.store.list_jobs(limit=1000)[0])
+    answers = {sub: raw_call(server, role, "SubmitBulkOperation", subscriberIds=[sub],
+                             commands=[{"action": "Get", "uri": "./DevInfo/Mod"}])[:2]
+               for sub in ("SUB-nobody", OUT_OF_SCOPE_SUBSCRIBER)}
+    assert len(set(answers.values())) == 1, answers
+    assert answers["SUB-nobody"][0] == "NotAuthorized"
+    assert len(server.store.list_jobs(limit=1000)[0]) == jobs_before

@@ -1,7 +1,7 @@
 """Bulk and batch operations (UC 5.1, 5.2; CC7, OM1-3, MDM5): one command
 list, or per-device commands, for devices named by id, subscriber, alias,
 group or selector; an optional schedule window and concurrency limit."""
-from dmwsi.jobs.service import JobRequest, commands_from, submit
+from dmwsi.jobs.service import JobRequest, commands_from, device_not_reachable, submit
 from dmwsi.store.base import NotFound
 from dmwsi.wsi.faults import DmwsiFault
 from dmwsi.wsi.handlers.common import resolve_device, selector_clauses, store_errors
@@ -11,11 +11,21 @@ from dmwsi.wsi.handlers.jobs import job_state
 def target_devices(store, request, call):
     """Every device the request names, in order, without repeats."""
     devices = list(request.get("deviceIds", []))
+    authz, roles = call.services.authz, call.roles
     for subscriber_id in request.get("subscriberIds", []):
         subscriber = store.get_subscriber(subscriber_id)
-        if subscriber is None:
+        owned = [d.device_id for d in subscriber.devices] if subscriber is not None else []
+        if not authz.all_devices(roles):
+            # No existence oracle: to a scoped caller an unknown subscriber and
+            # one with no device in its scope answer alike.
+            if subscriber is None:
+                raise device_not_reachable(call.principal, f"no subscriber {subscriber_id!r}", "subscriberIds")
+            if not owned or authz.out_of_scope(store, roles, owned) == set(owned):
+                raise device_not_reachable(call.principal, f"subscriber {subscriber_id!r}: no device in scope",
+                                           "subscriberIds")
+        elif subscriber is None:
             raise DmwsiFault("UnknownSubscriber", f"no subscriber {subscriber_id!r}", element="subscriberIds")
-        devices.extend(d.device_id for d in subscriber.devices)
+        devices.extend(owned)
     for alias in request.get("aliases", []):
         devices.append(resolve_device(store, {"alias": alias}, element="aliases", call=call).device_id)
     if request.get("group"):
