@@ -136,11 +136,13 @@ def device_not_reachable(principal, log_reason, element="device"):
 def refuse_non_canonical(command):
     """A Client fault for a node URI that is not canonical (``..``, ``//``,
     ``%2e``, trailing ``/``, unknown query): checked before any rule."""
-    for uri in [command.uri] + ([command.source_uri] if command.source_uri is not None else []):
+    for element, uri in [("uri", command.uri), ("sourceUri", command.source_uri)]:
+        if uri is None and element == "sourceUri":
+            continue
         try:
             canonical(uri)
         except BadUri as e:
-            raise DmwsiFault("InvalidArgument", f"node URI {uri!r}: {e}", element="commands")
+            raise DmwsiFault("InvalidArgument", f"node URI {uri!r}: {e}", element=element) from None
 
 
 def command_allowed(authz, roles, command):
