@@ -20,6 +20,7 @@ from dmwsi.dm.work import CommandOutcome, GenericAlert, ResultItem
 log = logging.getLogger(__name__)
 
 COMMAND_TYPES = {"Add": Add, "Replace": Replace, "Delete": Delete, "Get": Get, "Exec": Exec, "Copy": Copy}
+_CHALLENGED = (codes.StatusCode.MISSING_CREDENTIALS, codes.StatusCode.INVALID_CREDENTIALS)
 SCHEME_TYPES = {"basic": AUTH_BASIC, "md5": AUTH_MD5, "hmac": AUTH_MAC}
 # Bytes kept free under the device's MaxMsgSize: WBXML/XML encoding
 # differences and the message id growing by a digit never push us over.
@@ -144,7 +145,9 @@ class Session:
         statuses = []
         hdr_status = self._authenticate(msg, hmac_header, body)
         statuses.append(hdr_status)
-        if not self.authenticated:
+        # An HMAC session authenticates each message on its own: one whose MAC
+        # fails is challenged and executes nothing, however the session began.
+        if not self.authenticated or hdr_status.code in _CHALLENGED:
             # §3.5: statuses only, no new commands; the device retries package 1.
             for cmd in msg.body:
                 if cmd.tag not in ("Status", "Results") and not getattr(cmd, "no_resp", False):
