@@ -44,21 +44,6 @@ class Identity:
         return bool(self.principal and self.principal.encrypt_responses)
 
 
-def parse_envelope(body):
-    """The request document, or None when it carries no Security header to
-    look at (then it cannot claim a message identity; the SOAP layer answers
-    anything unparseable with InvalidRequest)."""
-    if b"Security" not in body and b"EncryptedData" not in body:      # fast path: nothing to look at
-        return None
-    try:
-        root = etree.fromstring(body, PARSER)
-    except etree.XMLSyntaxError:
-        return None
-    if root.getroottree().docinfo.internalDTD is not None:
-        raise SecurityFault("InvalidSecurity", "a SOAP message must not contain a DTD")
-    return root
-
-
 class Authenticator:
     def __init__(self, policy, verifier, allow_anonymous, client_cert_roles=(), decryptor=None):
         self.policy = policy
@@ -67,28 +52,28 @@ class Authenticator:
         self.allow_anonymous = allow_anonymous
         self.client_cert_roles = frozenset(client_cert_roles)
 
-    def authenticate(self, body, peer_certificate=None):
-        """(Identity, body to process) for a request body; raise SecurityFault if refused."""
+    def authenticate(self, root, body, peer_certificate=None):
+        """(Identity, body to process) for a request: ``root`` is its Envelope as
+        the gate parsed it (dmwsi.security.gate: no DTD), ``body`` its bytes.
+        Raise SecurityFault if refused."""
         credentials, methods = None, []
-        root = parse_envelope(body)
-        if root is not None:
+        header, security = find_security_header(root)
+        if has_encrypted_content(root, security):
+            if self.decryptor is None:
+                raise SecurityFault("UnsupportedAlgorithm", "encrypted requests are not accepted here")
+            self.decryptor.decrypt(root, security)
+            # Re-read the document: lxml does not find by name what xmlsec created.
+            root = etree.fromstring(etree.tostring(root), PARSER)
             header, security = find_security_header(root)
-            if has_encrypted_content(root, security):
-                if self.decryptor is None:
-                    raise SecurityFault("UnsupportedAlgorithm", "encrypted requests are not accepted here")
-                self.decryptor.decrypt(root, security)
-                # Re-read the document: lxml does not find by name what xmlsec created.
-                root = etree.fromstring(etree.tostring(root), PARSER)
-                header, security = find_security_header(root)
-                if security is not None and not any(isinstance(c.tag, str) for c in security):
-                    header.remove(security)      # it only carried the encryption key
-                    security = None
-                body = etree.tostring(root, xml_declaration=True, encoding="utf-8")
-            if security is not None:
-                credentials = self.verifier.verify(root, security)
-                header.remove(security)
-                body = etree.tostring(root, xml_declaration=True, encoding="utf-8")
-                methods += ["x509-signature"] * bool(credentials.signer) + ["username-token"] * bool(credentials.user)
+            if security is not None and not any(isinstance(c.tag, str) for c in security):
+                header.remove(security)      # it only carried the encryption key
+                security = None
+            body = etree.tostring(root, xml_declaration=True, encoding="utf-8")
+        if security is not None:
+            credentials = self.verifier.verify(root, security)
+            header.remove(security)
+            body = etree.tostring(root, xml_declaration=True, encoding="utf-8")
+            methods += ["x509-signature"] * bool(credentials.signer) + ["username-token"] * bool(credentials.user)
         transport = None
         if peer_certificate is not None:
             transport = self.policy.by_certificate(x509.load_der_x509_certificate(peer_certificate))

@@ -86,11 +86,11 @@ class SecurityMiddleware:
         if body is None:       # over the size limit: the SOAP layer refuses it unread
             return self.app(environ, start_response)
         try:
-            gate.parse_soap_envelope(body)
+            envelope = gate.parse_soap_envelope(body)
         except gate.Refused as refusal:
             return self._refuse_message(environ, start_response, refusal, body)
         try:
-            identity, body = self.authenticator.authenticate(body, environ.get(PEER_CERTIFICATE))
+            identity, body = self.authenticator.authenticate(envelope, body, environ.get(PEER_CERTIFICATE))
         except SecurityFault as fault:
             return self._refuse(environ, start_response, fault, body)
         except Exception as error:     # fail closed: a verifier bug must not let a request through
