@@ -241,3 +241,16 @@ def wsse_fault(response):
 def successes(server, operation=None):
     rows, _ = server.store.query_log(success=True, operation=operation, limit=1000)
     return rows
+
+
+def username_token_server(running_reactor, tmp_path_factory, tls_pair, name, policy_text):
+    """A module-scoped server whose policy is ``policy_text``, anonymous access
+    off and every principal on UsernameToken (mTLS is test_sec_mtls.py's):
+    (factory to stop, server)."""
+    from tests.conftest import ServerFactory
+    directory = tmp_path_factory.mktemp(name)
+    policy = directory / "policy.toml"
+    policy.write_text(policy_text)
+    factory = ServerFactory(running_reactor, directory, tls_pair)
+    return factory, factory(security={"policy_file": str(policy), "allow_anonymous": False,
+                                      "require_client_cert_for_roles": []})

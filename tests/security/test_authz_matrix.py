@@ -14,6 +14,7 @@ from dmwsi.store.records import Device, Subscriber
 from dmwsi.wsi.contract import load_contract
 from dmwsi.wsi.handlers import HANDLERS
 from tests.conftest import fault_code
+from tests.security.conftest import username_token_server
 from tests.wsi.test_wsi_operations import minimal
 
 POLICY = tomllib.loads((PROJECT_ROOT / "conf" / "policy.toml").read_text())
@@ -51,14 +52,7 @@ def policy_text():
 
 @pytest.fixture(scope="module")
 def server(running_reactor, tmp_path_factory, tls_pair):
-    from tests.conftest import ServerFactory
-    directory = tmp_path_factory.mktemp("authz")
-    policy = directory / "policy.toml"
-    policy.write_text(policy_text())
-    factory = ServerFactory(running_reactor, directory, tls_pair)
-    # mTLS for secondary-dm is tested in test_sec_mtls.py; here every role uses UsernameToken.
-    srv = factory(security={"policy_file": str(policy), "allow_anonymous": False,
-                            "require_client_cert_for_roles": []})
+    factory, srv = username_token_server(running_reactor, tmp_path_factory, tls_pair, "authz", policy_text())
     store = srv.store
     store.upsert_subscriber(Subscriber(subscriber_id=OUT_OF_SCOPE_SUBSCRIBER))
     for device_id, msisdn in ((IN_SCOPE, IN_SCOPE_MSISDN), (OUT_OF_SCOPE, OUT_OF_SCOPE_MSISDN)):

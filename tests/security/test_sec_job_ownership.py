@@ -17,7 +17,7 @@ from zeep.wsse.username import UsernameToken
 from dmwsi.config import PROJECT_ROOT
 from dmwsi.store.records import Device
 from tests.conftest import fault_code
-from tests.security.conftest import NS, SOAP, envelope
+from tests.security.conftest import NS, SOAP, envelope, username_token_server
 
 IN_SCOPE, OUT_OF_SCOPE = "IMEI:owned-in-scope", "IMEI:owned-out-of-scope"
 # Two principals of the same role (secondary-dm: no all-jobs), an operator
@@ -39,13 +39,7 @@ def policy_text():
 
 @pytest.fixture(scope="module")
 def server(running_reactor, tmp_path_factory, tls_pair):
-    from tests.conftest import ServerFactory
-    directory = tmp_path_factory.mktemp("ownership")
-    policy = directory / "policy.toml"
-    policy.write_text(policy_text())
-    factory = ServerFactory(running_reactor, directory, tls_pair)
-    srv = factory(security={"policy_file": str(policy), "allow_anonymous": False,
-                            "require_client_cert_for_roles": []})
+    factory, srv = username_token_server(running_reactor, tmp_path_factory, tls_pair, "ownership", policy_text())
     for device_id in (IN_SCOPE, OUT_OF_SCOPE):
         # Nothing listens on the notification address: in-scope targets stay pending.
         srv.store.upsert_device(Device(device_id=device_id, man="Acme", client_password="c",
