@@ -2,8 +2,8 @@
 ends, and when a whole job ends, enqueue the pushes its delivery mode asks
 for, in the caller's store transaction (transactional outbox). Job pushes
 have fixed delivery ids, so announcing the same thing twice adds nothing."""
-from dmwsi.notify import outbox
-from dmwsi.wsi.handlers.results import device_result
+from dmwsi.jobs import outbox
+from dmwsi.jobs.results import device_result
 from dmwsi.store.records import DELIVERY_EACH, TARGET_CANCELLED, TARGET_TIMED_OUT
 
 

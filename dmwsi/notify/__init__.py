@@ -1,11 +1,7 @@
-"""Push delivery (OES4): results and events pushed to consumers' callbacks.
-
-* :mod:`dmwsi.notify.outbox` - the domain side: enqueue pushes in the same
-  store transaction as what they announce (transactional outbox).
-* :mod:`dmwsi.notify.sender` - :class:`PushSender`, on the reactor: sends
-  due pushes with zeep, retries with backoff, abandons after max_attempts.
-* :mod:`dmwsi.notify.payload` - payloads checked against, and converted by,
-  the callback contract (``wsdl/dmwsi-callback-1.0.wsdl``).
-* :mod:`dmwsi.notify.consumer` - a reference consumer built from the
-  callback contract (tests, demos).
+"""Push delivery (OES4), the consumer edge: :class:`dmwsi.notify.sender.PushSender`
+runs on the reactor, sends the outbox's due pushes with zeep (payloads
+converted by :mod:`dmwsi.contract.payload`), retries with backoff and
+abandons after max_attempts. What is pushed is decided and enqueued by the
+domain (:mod:`dmwsi.jobs.outbox`, :mod:`dmwsi.jobs.announce`); a reference
+consumer for tests and demos is :mod:`dmwsi.wsi.consumer`.
 """

@@ -41,9 +41,9 @@ from twisted.python.threadpool import ThreadPool
 from zeep.transports import Transport
 
 from dmwsi.config import ConfigError
-from dmwsi.notify.payload import PayloadError, callback_contract, decode
+from dmwsi.contract.payload import PayloadError, callback_contract, decode
 from dmwsi.store.base import NotFound
-from dmwsi.wsi.contract import CALLBACK_WSDL
+from dmwsi.contract import CALLBACK_WSDL
 
 log = logging.getLogger(__name__)
 

@@ -259,7 +259,7 @@ class OutboxPush:
     delivered_at: datetime | None = None
     last_error: str | None = None
     #: Per-stream push counter (OES4): ``stream`` is what the counter counts
-    #: (e.g. ``job:<job id>``, see dmwsi.notify.outbox), ``sequence`` 1, 2, ...
+    #: (e.g. ``job:<job id>``, see dmwsi.jobs.outbox), ``sequence`` 1, 2, ...
     #: in enqueue order (the payload's ``sequence``); both None
     #: for an unsequenced push.
     stream: str | None = None

@@ -50,7 +50,7 @@ class DmwsiFault(Fault):
 
 def fault_detail(code, message, element=None, device_status=None, namespace=None):
     """The ``detail`` child: <FaultDetail> in the contract's namespace."""
-    from dmwsi.wsi.contract import MAIN_NAMESPACE
+    from dmwsi.contract import MAIN_NAMESPACE
     ns = namespace or MAIN_NAMESPACE
     detail = etree.Element(f"{{{ns}}}FaultDetail", nsmap={"dmwsi": ns})
     etree.SubElement(detail, f"{{{ns}}}code").text = code

@@ -8,7 +8,7 @@ from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
 from dmwsi.config import PROJECT_ROOT
-from dmwsi.notify.consumer import ReferenceConsumer
+from dmwsi.wsi.consumer import ReferenceConsumer
 
 
 class Recorder(Plugin):

@@ -14,7 +14,7 @@ from zeep.wsse.username import UsernameToken
 
 from dmwsi.client import soap_client
 from dmwsi.config import PROJECT_ROOT
-from dmwsi.notify.consumer import ReferenceConsumer
+from dmwsi.wsi.consumer import ReferenceConsumer
 from tests.e2e.conftest import device_class
 
 COUNT = int(os.environ.get("DMWSI_FLEET_TEST_DEVICES", "1000"))

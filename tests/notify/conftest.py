@@ -5,7 +5,7 @@ import time
 import pytest
 from twisted.internet.threads import blockingCallFromThread
 
-from dmwsi.notify.consumer import ReferenceConsumer
+from dmwsi.wsi.consumer import ReferenceConsumer
 from dmwsi.notify.sender import PushSender
 from dmwsi.store.records import Job
 

@@ -7,7 +7,7 @@ import pytest
 import zeep
 from twisted.internet.threads import blockingCallFromThread
 
-from dmwsi.notify import outbox
+from dmwsi.jobs import outbox
 
 from .conftest import delivered, make_job, wait_until
 

@@ -4,8 +4,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from dmwsi.notify import outbox
-from dmwsi.notify.outbox import PayloadError, PushPublisher, job_stream, subscription_stream
+from dmwsi.jobs import outbox
+from dmwsi.jobs.outbox import PayloadError, PushPublisher, job_stream, subscription_stream
 from dmwsi.store import NotFound
 from dmwsi.store.records import DeviceResult, ResultItem, Subscription
 

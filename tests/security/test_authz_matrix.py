@@ -11,7 +11,7 @@ from zeep.wsse.username import UsernameToken
 
 from dmwsi.config import PROJECT_ROOT
 from dmwsi.store.records import Device, Subscriber
-from dmwsi.wsi.contract import load_contract
+from dmwsi.contract import load_contract
 from dmwsi.wsi.handlers import HANDLERS
 from tests.conftest import fault_code
 from tests.security.conftest import username_token_server

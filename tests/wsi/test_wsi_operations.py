@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import pytest
 from zeep.exceptions import Fault
 
-from dmwsi.wsi.contract import XS, load_contract
+from dmwsi.contract import XS, load_contract
 from dmwsi.wsi.handlers import HANDLERS
 from tests.conftest import fault_code
 

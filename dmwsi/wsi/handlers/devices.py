@@ -15,7 +15,7 @@ from dmwsi.store.records import Command
 from dmwsi.wsi.faults import DmwsiFault
 from dmwsi.wsi.handlers.common import resolve_device
 from dmwsi.wsi.handlers.jobs import job_state
-from dmwsi.wsi.handlers.results import device_result
+from dmwsi.jobs.results import device_result
 
 PROFILES_FILE = CONF_DIR / "profiles.toml"
 STRUCT_DATA = "?list=StructData"

@@ -5,7 +5,7 @@ from dmwsi.jobs import announce
 from dmwsi.store import records
 from dmwsi.wsi.faults import DmwsiFault
 from dmwsi.wsi.handlers.common import job_or_fault, own_job_or_fault, page_size, sees_all_jobs, store_errors
-from dmwsi.wsi.handlers.results import device_result
+from dmwsi.jobs.results import device_result
 
 JOB_SCHEDULED = "scheduled"    # a pending job whose window has not opened: derived, not stored
 

@@ -8,7 +8,7 @@ converts it for storage, so a malformed push fails inside the transaction that
 enqueues it instead of failing on every delivery attempt. :func:`decode` turns
 the stored form back into the values zeep serializes (``datetime``, ``bytes``).
 
-Both walk the contract read by :func:`dmwsi.wsi.contract.load_contract`:
+Both walk the contract read by :func:`dmwsi.contract.load_contract`:
 nothing here repeats a field of the XSD.
 """
 import base64
@@ -16,7 +16,7 @@ import binascii
 import functools
 from datetime import datetime, timezone
 
-from dmwsi.wsi.contract import CALLBACK_WSDL, XS, load_contract
+from dmwsi.contract import CALLBACK_WSDL, XS, load_contract
 
 INT_RANGE = (-2**31, 2**31 - 1)
 LONG_RANGE = (-2**63, 2**63 - 1)

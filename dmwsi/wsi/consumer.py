@@ -41,7 +41,8 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web import resource, server
 from twisted.web.wsgi import WSGIResource
 
-from dmwsi.wsi.contract import CALLBACK_WSDL, ModelFactory, load_contract
+from dmwsi.contract import CALLBACK_WSDL, load_contract
+from dmwsi.wsi.models import ModelFactory
 from dmwsi.wsi.faults import DmwsiFault
 from dmwsi.wsi.service import SoapApplication, build_service
 

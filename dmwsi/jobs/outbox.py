@@ -29,7 +29,7 @@ later) enqueues nothing new and returns the existing id.
 """
 import uuid
 
-from dmwsi.notify.payload import PayloadError, encode
+from dmwsi.contract.payload import PayloadError, encode
 from dmwsi.store.base import NotFound
 from dmwsi.store.records import (DELIVERY_COLLATED, DELIVERY_EACH, JOB_TERMINAL_STATES, TARGET_STATES,
                                  DeviceResult, Job)
@@ -183,7 +183,7 @@ def _job_delivery_id(job_id, operation, device_id=None):
 
 def _device_result_dict(store, job, result):
     if isinstance(result, DeviceResult):
-        from dmwsi.wsi.handlers.results import device_result   # the GetJobResults form, exactly
+        from dmwsi.jobs.results import device_result   # the GetJobResults form, exactly
         return device_result(store, job, result)
     return dict(result)
 

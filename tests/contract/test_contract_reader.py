@@ -3,7 +3,7 @@ message elements, same types (compared through zeep's parser)."""
 import pytest
 import zeep
 
-from dmwsi.wsi.contract import CALLBACK_WSDL, MAIN_WSDL, ContractError, load_contract
+from dmwsi.contract import CALLBACK_WSDL, MAIN_WSDL, ContractError, load_contract
 from dmwsi.wsi.service import build_service
 
 

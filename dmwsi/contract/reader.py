@@ -1,4 +1,4 @@
-"""Read the hand-authored WSDL/XSD contract and build spyne models from it.
+"""Read the hand-authored WSDL/XSD contract into plain records.
 
 The contract in wsdl/ and xsd/ is the single source of truth: nothing here
 types an operation or a field twice. Only the XSD subset the contract uses is
@@ -10,10 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lxml import etree
-from spyne import ComplexModel
-from spyne.model.binary import ByteArray
-from spyne.model.enum import Enum
-from spyne.model.primitive import Boolean, DateTime, Int, Long, Unicode
 
 from dmwsi.resources import WSDL_DIR
 
@@ -25,14 +21,6 @@ CALLBACK_WSDL = CONTRACT_DIR / "dmwsi-callback-1.0.wsdl"
 MAIN_NAMESPACE = "http://dmwsi.org/ns/dmwsi/1.0"
 CALLBACK_NAMESPACE = "http://dmwsi.org/ns/dmwsi-callback/1.0"
 
-BUILTINS = {
-    "string": Unicode,
-    "int": Int,
-    "long": Long,
-    "boolean": Boolean,
-    "dateTime": DateTime,
-    "base64Binary": ByteArray,
-}
 
 
 class ContractError(ValueError):
@@ -184,41 +172,3 @@ def load_contract(path=MAIN_WSDL):
             output=messages[_qname(op, op.find(f"{{{WSDL}}}output").get("message"))],
         )
     return contract
-
-
-class ModelFactory:
-    """Spyne model classes for a contract's types, built once and shared."""
-
-    def __init__(self, contract):
-        self.contract = contract
-        self._models = {}
-
-    def model(self, qname):
-        if qname in self._models:
-            return self._models[qname]
-        ns, name = qname
-        if ns == XS:
-            if name not in BUILTINS:
-                raise ContractError(f"unsupported built-in type xs:{name}")
-            model = BUILTINS[name]
-        elif qname in self.contract.enums:
-            # spyne's Enum (unlike Unicode(values=...)) stays one named simpleType when customized.
-            model = Enum(*self.contract.enums[qname], type_name=name)
-            model.__namespace__ = ns
-        elif qname in self.contract.complex_types:
-            model = ComplexModel.produce(namespace=ns, type_name=name, members={})
-            self._models[qname] = model  # registered before members: types may refer to themselves
-            members = [(f.name, self.field_model(f)) for f in self.contract.complex_types[qname]]
-            model._type_info.update(members)
-        else:
-            raise ContractError(f"type {{{ns}}}{name} is not defined in the contract")
-        self._models[qname] = model
-        return model
-
-    def field_model(self, f):
-        return self.model(f.type).customize(
-            min_occurs=f.min_occurs, max_occurs=f.max_occurs, nillable=False)
-
-    def members(self, element_qname):
-        """(name, spyne type) for each field of a wrapper element."""
-        return [(f.name, self.field_model(f)) for f in self.contract.fields_of(element_qname)]
