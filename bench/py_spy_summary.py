@@ -18,8 +18,8 @@ PARTS = [
     ("spyne: parse the envelope (Soap11.create_in_document)", "Soap11.create_in_document"),
     ("store.create_job", "SQLiteStore.create_job"),
     ("store.known_device_ids", "SQLiteStore.known_device_ids"),
-    ("jobs.service.submit: a JobTarget per device", "submit (dmwsi/jobs/service.py:71)"),
-    ("jobs.service.submit: COMMIT", "SQLiteStore.transaction"),
+    ("jobs.submit.submit: a JobTarget per device", "submit (dmwsi/jobs/submit.py:71)"),
+    ("jobs.submit.submit: COMMIT", "SQLiteStore.transaction"),
     ("store.job_counts (the answer's counts)", "SQLiteStore.job_counts"),
 ]
 REQUEST = "SoapApplication.handle_rpc"

@@ -11,16 +11,16 @@ from twisted.internet import reactor as default_reactor
 from twisted.python.threadpool import ThreadPool
 from twisted.web import resource, server, static
 
-from dmwsi.dm.notify import make_notifier
+from dmwsi.dm.delivery import make_notifier
 from dmwsi.dm.server import DMResource, DMServer
 from dmwsi.dm.session import SessionPolicy
 from dmwsi.jobs.backend import StoreBackend
 from dmwsi.jobs.wakeup import WakeUp
-from dmwsi.notify.sender import PushSender
+from dmwsi.push.sender import PushSender
 from dmwsi.security import mtls, secure_soap_app
-from dmwsi.services import Services
+from dmwsi.runtime import Services
 from dmwsi.wsi.handlers import HANDLERS
-from dmwsi.wsi.service import build_soap_app
+from dmwsi.wsi.application import build_soap_app
 
 log = logging.getLogger(__name__)
 

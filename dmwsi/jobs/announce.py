@@ -10,7 +10,7 @@ from dmwsi.store.records import DELIVERY_EACH, TARGET_CANCELLED, TARGET_TIMED_OU
 def target_finished(store, job_id, device_id, job_completed, view):
     """A device ended its part of the job (``job_completed``: it was the last).
     ``view(job)``: how results are shown to the job's principal (a
-    ``dmwsi.services.ResultView``; None: unfiltered)."""
+    ``dmwsi.runtime.ResultView``; None: unfiltered)."""
     job = store.get_job(job_id)
     if job.delivery_mode == DELIVERY_EACH:      # pull and collated jobs push nothing per device
         rows, _ = store.job_results(job_id, include_unfinished=True, device_ids=[device_id])

@@ -4,7 +4,7 @@ Each function writes its push(es) inside ``store.transaction()``, which
 nests: called inside the caller's transaction that records a result, the
 push commits with the result or not at all (the transactional outbox).
 Called outside one, it is its own transaction. They never send anything;
-:class:`dmwsi.notify.sender.PushSender` delivers what is committed (call
+:class:`dmwsi.push.sender.PushSender` delivers what is committed (call
 ``services.pusher.kick()`` after the commit to deliver without waiting for
 the next poll).
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 from twisted.internet import task
 
-from dmwsi.dm import notification
+from dmwsi.dm import trigger
 from dmwsi.jobs import announce
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,8 @@ class WakeUp:
                 job = self.store.get_job(row.job_id)
                 customer_care[row.job_id] = bool(job and job.customer_care)
             # CC1: a session for customer care is marked so in package 0 (ui-mode informative).
-            self.notify_device(device, notification.UI_INFORMATIVE if customer_care[row.job_id]
-                               else notification.UI_NOT_SPECIFIED)
+            self.notify_device(device, trigger.UI_INFORMATIVE if customer_care[row.job_id]
+                               else trigger.UI_NOT_SPECIFIED)
 
     def _forget_silent(self, now):
         """Devices notified long ago that never called in may be notified again."""
@@ -128,9 +128,9 @@ class WakeUp:
                     devices.discard(device_id)
         self.waking = {job: devices for job, devices in self.waking.items() if devices}
 
-    def notify_device(self, device, ui_mode=notification.UI_NOT_SPECIFIED):
+    def notify_device(self, device, ui_mode=trigger.UI_NOT_SPECIFIED):
         self.notified[device.device_id] = self.clock()
-        package0 = notification.build(
+        package0 = trigger.build(
             self.dm["server_id"], device.server_password, device.server_nonce or b"",
             random.randint(1, 0xFFFF), ui_mode=ui_mode, version=self.dm["notification_version"])
         d = self.notifier.send(device, package0)

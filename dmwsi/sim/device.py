@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qs
 
-from dmwsi.dm import auth, notification, wbxml
+from dmwsi.dm import auth, trigger, wbxml
 from dmwsi.dm.codes import AlertCode, StatusCode
 from dmwsi.dm.message import (AUTH_BASIC, AUTH_MAC, AUTH_MD5, Add, Alert, Atomic, Chal, Copy, Cred,
                               Delete, Exec, Get, Item, Message, Meta, ProtocolError, Replace, Results,
@@ -287,8 +287,8 @@ class SimulatedDevice:
     def on_notification(self, pkg0: bytes) -> str | None:
         """Verify a package 0; the hex SessionID to open a 1200 session with, or None."""
         try:
-            note = notification.parse(pkg0)
-        except notification.NotificationError:
+            note = trigger.parse(pkg0)
+        except trigger.NotificationError:
             self.stats.notifications_rejected += 1
             return None
         account = find_dm_account(self.tree, note.server_id)
@@ -297,8 +297,8 @@ class SimulatedDevice:
             return None
         srv = read_app_auth(self.tree, account, SERVER_CREDENTIALS)
         # §10.2: the stored nonce, then the resync nonces.
-        for nonce in (srv.nonce, *notification.RESYNC_NONCES):
-            if notification.verify(note, note.server_id, srv.secret, nonce, auth_name=srv.name):
+        for nonce in (srv.nonce, *trigger.RESYNC_NONCES):
+            if trigger.verify(note, note.server_id, srv.secret, nonce, auth_name=srv.name):
                 break
         else:
             self.stats.notifications_rejected += 1

@@ -2,7 +2,7 @@
 
 It implements the callback interface the way the contract asks consumers to:
 its spyne service is generated from ``wsdl/dmwsi-callback-1.0.wsdl`` by
-:func:`dmwsi.wsi.service.build_service` (the same generator as the server's),
+:func:`dmwsi.wsi.application.build_service` (the same generator as the server's),
 it answers an accepted push with the empty response (the acknowledgement)
 and it de-duplicates on ``deliveryId``: a push delivered again (its first
 acknowledgement was lost) is acknowledged but not recorded twice.
@@ -44,7 +44,7 @@ from twisted.web.wsgi import WSGIResource
 from dmwsi.contract import CALLBACK_WSDL, load_contract
 from dmwsi.wsi.models import ModelFactory
 from dmwsi.wsi.faults import DmwsiFault
-from dmwsi.wsi.service import SoapApplication, build_service
+from dmwsi.wsi.application import SoapApplication, build_service
 
 FAILURE_MODES = ("fault", "http", "lost-ack")
 _FAILURE_KEY = "dmwsi.consumer.failure"

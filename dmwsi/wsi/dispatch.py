@@ -21,7 +21,7 @@ class Call:
     """What a handler gets besides the request: who asks, and the services."""
     operation: str
     principal: str
-    services: object          # dmwsi.services.Services
+    services: object          # dmwsi.runtime.Services
     spyne_ctx: object
     roles: tuple = ()
 

@@ -6,7 +6,7 @@ import pytest
 
 from dmwsi.config import ConfigError, load_config
 from dmwsi.contract.payload import PayloadError, decode, encode, operations
-from dmwsi.notify.sender import SETTINGS, backoff_delay, check_settings
+from dmwsi.push.sender import SETTINGS, backoff_delay, check_settings
 
 T = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 

@@ -4,7 +4,7 @@ import pytest
 import zeep
 
 from dmwsi.contract import CALLBACK_WSDL, MAIN_WSDL, ContractError, load_contract
-from dmwsi.wsi.service import build_service
+from dmwsi.wsi.application import build_service
 
 
 def operation_signatures(client):

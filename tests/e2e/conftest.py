@@ -5,7 +5,7 @@ import time
 import pytest
 from twisted.internet.threads import blockingCallFromThread
 
-from dmwsi.jobs.service import JobRequest, submit
+from dmwsi.jobs.submit import JobRequest, submit
 from dmwsi.sim.fleet import Fleet, sim_config_from_dict
 from dmwsi.store.records import Command, Device
 

@@ -35,18 +35,18 @@ def test_customer_care_tree_is_filtered_and_marked(make_fleet, tmp_path):
 
 
 def test_customer_care_package0_is_marked_informative(make_fleet):
-    from dmwsi.dm import notification
+    from dmwsi.dm import trigger
     h = make_fleet(2, dm={"wakeup_interval": 0.1})
     h.register()
     seen = {}
     original = h.fleet.on_notification
 
     def spy(device_id, pkg0):
-        seen[device_id] = notification.parse(pkg0).ui_mode
+        seen[device_id] = trigger.parse(pkg0).ui_mode
         return original(device_id, pkg0)
     h.fleet.on_notification = spy
     care = h.submit([{"action": "Get", "uri": "./DevInfo/Man"}], devices=h.ids[:1], customer_care=True)
     plain = h.submit([{"action": "Get", "uri": "./DevInfo/Man"}], devices=h.ids[1:])
     h.wait_job(care.job_id)
     h.wait_job(plain.job_id)
-    assert seen == {h.ids[0]: notification.UI_INFORMATIVE, h.ids[1]: notification.UI_NOT_SPECIFIED}
+    assert seen == {h.ids[0]: trigger.UI_INFORMATIVE, h.ids[1]: trigger.UI_NOT_SPECIFIED}

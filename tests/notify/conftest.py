@@ -6,7 +6,7 @@ import pytest
 from twisted.internet.threads import blockingCallFromThread
 
 from dmwsi.wsi.consumer import ReferenceConsumer
-from dmwsi.notify.sender import PushSender
+from dmwsi.push.sender import PushSender
 from dmwsi.store.records import Job
 
 #: Test [push] settings: fast polls and retries, no jitter (retry times are exact lower bounds).

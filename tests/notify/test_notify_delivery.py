@@ -137,7 +137,7 @@ def test_http_errors_and_timeouts_are_retried(store, consumer, senders):
 
 
 def test_max_attempts_abandons_and_logs_and_the_job_still_completes(store, consumer, senders, caplog):
-    caplog.set_level(logging.WARNING, logger="dmwsi.notify.sender")
+    caplog.set_level(logging.WARNING, logger="dmwsi.push.sender")
     job = make_job(store, consumer.url, devices=["d1", "d2"])
     _, bad = finish(store, job, "d1")
     consumer.fail("fault", operations=["DeviceResult"])        # until told otherwise
@@ -229,7 +229,7 @@ def test_plugins_see_every_push_before_it_is_sent(store, consumer, senders):
 
 
 def test_a_push_the_contract_cannot_carry_is_abandoned_at_once(store, consumer, senders, caplog):
-    caplog.set_level(logging.ERROR, logger="dmwsi.notify.sender")
+    caplog.set_level(logging.ERROR, logger="dmwsi.push.sender")
     broken = store.enqueue_push("op", consumer.url, "DeviceResult", {"jobId": "J", "deliveryId": "x"})
     unknown = store.enqueue_push("op", consumer.url, "NoSuchOperation", {})
     senders().kick()

@@ -3,7 +3,7 @@ services.pusher, sending what is committed to the server's own store."""
 import pytest
 
 from dmwsi.jobs import outbox
-from dmwsi.notify.sender import PushSender
+from dmwsi.push.sender import PushSender
 
 from .conftest import FAST, delivered, make_job, wait_until
 

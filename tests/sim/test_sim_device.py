@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from dmwsi.dm import auth, notification, wbxml
+from dmwsi.dm import auth, trigger, wbxml
 from dmwsi.dm.message import (AUTH_BASIC, AUTH_MAC, AUTH_MD5, Add, Alert, Atomic, Chal, Cred, Exec, Get,
                               Item, Message, Meta, Replace, Results, Sequence, Status, SyncHdr, parse,
                               serialize)
@@ -666,12 +666,12 @@ def test_wbxml_round_trip():
 def test_package0_good_bad_and_duplicate():
     device = make_device()
     store_nonce(device.tree, device.account_uri, SERVER_CREDENTIALS, b"srvnonce")
-    pkg0 = notification.build("dmwsi", "srvpass", b"srvnonce", 0x1A2B, ui_mode=1)
+    pkg0 = trigger.build("dmwsi", "srvpass", b"srvnonce", 0x1A2B, ui_mode=1)
     assert device.on_notification(pkg0) == "1A2B"
     # bad digest (wrong password), corrupted digest, unknown server, truncated
-    assert device.on_notification(notification.build("dmwsi", "wrong", b"srvnonce", 0x10)) is None
+    assert device.on_notification(trigger.build("dmwsi", "wrong", b"srvnonce", 0x10)) is None
     assert device.on_notification(b"\x00" + pkg0[1:]) is None
-    assert device.on_notification(notification.build("other", "srvpass", b"srvnonce", 0x10)) is None
+    assert device.on_notification(trigger.build("other", "srvpass", b"srvnonce", 0x10)) is None
     assert device.on_notification(pkg0[:20]) is None
     assert device.stats.notifications_rejected == 4
     # duplicate while that session runs
@@ -681,10 +681,10 @@ def test_package0_good_bad_and_duplicate():
 
 
 def test_package0_resync_nonces():
-    for resync in notification.RESYNC_NONCES:
+    for resync in trigger.RESYNC_NONCES:
         device = make_device()
         store_nonce(device.tree, device.account_uri, SERVER_CREDENTIALS, b"stale")
-        pkg0 = notification.build("dmwsi", "srvpass", resync, 0x00FF)
+        pkg0 = trigger.build("dmwsi", "srvpass", resync, 0x00FF)
         assert device.on_notification(pkg0) == "FF"
         assert device.stats.nonce_resyncs == 1
         # the session authenticates the server with the resync nonce
@@ -693,8 +693,8 @@ def test_package0_resync_nonces():
 
 def test_package0_versions():
     device = make_device()
-    assert device.on_notification(notification.build("dmwsi", "srvpass", b"", 5, version=12)) == "5"
-    assert device.on_notification(notification.build("dmwsi", "srvpass", b"", 6, version=20)) is None
+    assert device.on_notification(trigger.build("dmwsi", "srvpass", b"", 5, version=12)) == "5"
+    assert device.on_notification(trigger.build("dmwsi", "srvpass", b"", 6, version=20)) is None
 
 
 # --------------------------------------------------------------------------- the fleet (loopback HTTP)
@@ -811,11 +811,11 @@ def test_fleet_notification_listener_starts_1200_session(fleet_env):
         except urllib.error.HTTPError as e:
             return e.code
 
-    assert post(notification.build("dmwsi", server_pw, b"", 0x77)) == 202
+    assert post(trigger.build("dmwsi", server_pw, b"", 0x77)) == 202
     assert _wait(lambda: device.stats.sessions_ok == 1)
     assert (device_id, 1200) in endpoint.alerts
-    assert post(notification.build("dmwsi", "wrong", b"", 0x78)) == 403
-    assert post(notification.build("dmwsi", server_pw, b"", 0x79), target="IMEI:999") == 404
+    assert post(trigger.build("dmwsi", "wrong", b"", 0x78)) == 403
+    assert post(trigger.build("dmwsi", server_pw, b"", 0x79), target="IMEI:999") == 404
     assert post(b"x" * 30, ctype="text/plain") == 415
     assert fleet.counters.notifications_received == 2
 

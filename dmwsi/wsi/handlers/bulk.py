@@ -1,7 +1,7 @@
 """Bulk and batch operations (UC 5.1, 5.2; CC7, OM1-3, MDM5): one command
 list, or per-device commands, for devices named by id, subscriber, alias,
 group or selector; an optional schedule window and concurrency limit."""
-from dmwsi.jobs.service import JobRequest, commands_from, device_not_reachable, submit
+from dmwsi.jobs.submit import JobRequest, commands_from, device_not_reachable, submit
 from dmwsi.store.base import NotFound
 from dmwsi.wsi.faults import DmwsiFault
 from dmwsi.wsi.handlers.common import resolve_device, selector_clauses, store_errors

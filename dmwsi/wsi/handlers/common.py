@@ -3,7 +3,7 @@ translating store errors into faults, records into contract dicts."""
 from contextlib import contextmanager
 
 from dmwsi.authz import ALL_JOBS, CANCEL_ANY_JOB
-from dmwsi.jobs.service import device_not_reachable
+from dmwsi.jobs.submit import device_not_reachable
 from dmwsi.selector import SelectorError, validate_clauses
 from dmwsi.store.base import AmbiguousMatch, InvalidCursor, UnknownDevices
 from dmwsi.wsi.faults import DmwsiFault

@@ -2,15 +2,15 @@
 device (UC 5.3, 5.4; ES10, ES11, ES14, OES8-10, CC1-6, UP1, UP3).
 
 Each handler turns its request into DM commands and hands them to
-``dmwsi.jobs.service.submit``; the answer is the jobId at once, or the
+``dmwsi.jobs.submit.submit``; the answer is the jobId at once, or the
 device's results when the caller asked to wait (``synchronous``).
 """
 import tomllib
 from functools import lru_cache
 
 from dmwsi.resources import CONF_DIR
-from dmwsi.dm import notification
-from dmwsi.jobs.service import JobRequest, commands_from, submit, wait
+from dmwsi.dm import trigger
+from dmwsi.jobs.submit import JobRequest, commands_from, submit, wait
 from dmwsi.store.records import Command
 from dmwsi.wsi.faults import DmwsiFault
 from dmwsi.wsi.handlers.common import resolve_device
@@ -19,8 +19,8 @@ from dmwsi.jobs.results import device_result
 
 PROFILES_FILE = CONF_DIR / "profiles.toml"
 STRUCT_DATA = "?list=StructData"
-UI_MODES = {"notSpecified": notification.UI_NOT_SPECIFIED, "background": notification.UI_BACKGROUND,
-            "informative": notification.UI_INFORMATIVE, "userInteraction": notification.UI_USER_INTERACTION}
+UI_MODES = {"notSpecified": trigger.UI_NOT_SPECIFIED, "background": trigger.UI_BACKGROUND,
+            "informative": trigger.UI_INFORMATIVE, "userInteraction": trigger.UI_USER_INTERACTION}
 
 
 def run_on_device(call, request, commands, *, params=None):

@@ -1,7 +1,7 @@
 """Package 0 (reference §10)."""
 import pytest
 
-from dmwsi.dm import notification as N
+from dmwsi.dm import trigger as N
 
 # §10.2 worked example
 EXAMPLE = bytes.fromhex(

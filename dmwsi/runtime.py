@@ -36,7 +36,7 @@ class Services:
         self.handlers = {}
         self.dm_server = None     # set by the host
         self.wakeup = None
-        #: dmwsi.notify.sender.PushSender (set by the host); call
+        #: dmwsi.push.sender.PushSender (set by the host); call
         #: ``pusher.kick()`` after committing pushes to send them at once.
         self.pusher = None
 

@@ -1,4 +1,4 @@
-"""Push delivery (OES4), the consumer edge: :class:`dmwsi.notify.sender.PushSender`
+"""Push delivery (OES4), the consumer edge: :class:`dmwsi.push.sender.PushSender`
 runs on the reactor, sends the outbox's due pushes with zeep (payloads
 converted by :mod:`dmwsi.contract.payload`), retries with backoff and
 abandons after max_attempts. What is pushed is decided and enqueued by the
