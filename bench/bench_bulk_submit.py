@@ -90,7 +90,7 @@ class InProcessServer:
 def register(store, ids: list[str], batch: int = 2000) -> None:
     """Straight into the store, a batch per transaction (the server's own
     wake-up needs the write lock now and then)."""
-    from dmwsi.store.records import Device
+    from dmwsi.records import Device
     for start in range(0, len(ids), batch):
         with store.transaction():
             for d in ids[start:start + batch]:

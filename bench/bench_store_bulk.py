@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from dmwsi.store import SQLiteStore  # noqa: E402
-from dmwsi.store.records import Command, Job  # noqa: E402
+from dmwsi.records import Command, Job  # noqa: E402
 
 
 def bench_store(path: Path, device_ids: list[str]) -> float:

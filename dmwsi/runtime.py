@@ -13,7 +13,7 @@ from dmwsi.aliases import Aliases, load_key as load_alias_key
 from dmwsi.authz import SEE_IDENTITY, Authorizer
 from dmwsi.security.principals import load_policy, policy_path
 from dmwsi.store import open_store
-from dmwsi.store.records import LogEntry
+from dmwsi.records import LogEntry
 from dmwsi.wsi.faults import DmwsiFault
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from dmwsi.cli import parse_assignments
-from dmwsi.store.records import Command, Device, Job, ResultItem
+from dmwsi.records import Command, Device, Job, ResultItem
 
 CLI = [sys.executable, "-m", "dmwsi.cli"]
 WIDE = {**os.environ, "COLUMNS": "200"}      # rich tables unwrapped

@@ -4,7 +4,7 @@ for, in the caller's store transaction (transactional outbox). Job pushes
 have fixed delivery ids, so announcing the same thing twice adds nothing."""
 from dmwsi.jobs import outbox
 from dmwsi.jobs.results import device_result
-from dmwsi.store.records import DELIVERY_EACH, TARGET_CANCELLED, TARGET_TIMED_OUT
+from dmwsi.records import DELIVERY_EACH, TARGET_CANCELLED, TARGET_TIMED_OUT
 
 
 def target_finished(store, job_id, device_id, job_completed, view):

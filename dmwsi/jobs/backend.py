@@ -5,7 +5,7 @@ import re
 
 from dmwsi.dm.work import CommandSpec, DeviceAccount, WorkUnit
 from dmwsi.jobs import announce
-from dmwsi.store.records import (STATUS_AWAITING_ALERT, TARGET_FAILED, TARGET_OPEN_STATES, Command,
+from dmwsi.records import (STATUS_AWAITING_ALERT, TARGET_FAILED, TARGET_OPEN_STATES, Command,
                                  TARGET_IN_SESSION, TARGET_PENDING, TARGET_SUCCEEDED, Device, LogEntry,
                                  ResultItem)
 

@@ -31,7 +31,7 @@ import uuid
 
 from dmwsi.contract.payload import PayloadError, encode
 from dmwsi.store.base import NotFound
-from dmwsi.store.records import (DELIVERY_COLLATED, DELIVERY_EACH, JOB_TERMINAL_STATES, TARGET_STATES,
+from dmwsi.records import (DELIVERY_COLLATED, DELIVERY_EACH, JOB_TERMINAL_STATES, TARGET_STATES,
                                  DeviceResult, Job)
 
 __all__ = ["PushPublisher", "PayloadError", "device_result_pushed", "job_completed", "event_occurred",

@@ -1,6 +1,6 @@
 """Store results -> contract DeviceResult: command statuses, returned items,
 and the shapes some operations give them (depth-limited trees, inventory)."""
-from dmwsi.store.records import Command
+from dmwsi.records import Command
 
 STATE_SUFFIX = "?list="
 DEPLOYED = "./SCOMO/Inventory/Deployed/"

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from dmwsi.dm.uri import BadUri, canonical
 from dmwsi.jobs import announce
 from dmwsi.store.base import DuplicateJob
-from dmwsi.store.records import (DELIVERY_EACH, DELIVERY_PULL, TARGET_OPEN_STATES, TARGET_REFUSED, Command, Job,
+from dmwsi.records import (DELIVERY_EACH, DELIVERY_PULL, TARGET_OPEN_STATES, TARGET_REFUSED, Command, Job,
                                  JobTarget)
 from dmwsi.wsi.faults import DmwsiFault
 

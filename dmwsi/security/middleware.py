@@ -36,7 +36,7 @@ from dmwsi.security.replay import ReplayCache
 from dmwsi.security.signing import sign_tree
 from dmwsi.security.trust import TrustStore
 from dmwsi.security.wsse import MessageVerifier, Settings
-from dmwsi.store.records import LogEntry
+from dmwsi.records import LogEntry
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any, Iterable, Sequence
 
 from dmwsi.selector import Clause
-from dmwsi.store.records import (
+from dmwsi.records import (
     Command,
     Device,
     DeviceResult,

@@ -44,7 +44,7 @@ from dmwsi.store.base import (
     StoreError,
     UnknownDevices,
 )
-from dmwsi.store.records import (
+from dmwsi.records import (
     DELIVERY_MODES,
     JOB_ACTIVE_STATES,
     JOB_CANCELLED,

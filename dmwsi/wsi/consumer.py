@@ -153,7 +153,7 @@ class ReferenceConsumer:
 
     def _handler(self, operation):
         def handle(call, request):
-            env = call.spyne_ctx.transport.req_env
+            env = call.environ
             mode, attempt = env.get(_FAILURE_KEY), env.get(_ATTEMPT_KEY)
             if self.delay:
                 self._closing.wait(self.delay)

@@ -11,7 +11,8 @@ from spyne import ComplexModelBase, Fault
 from spyne.error import RequestTooLongError
 from spyne.protocol.xml import SchemaValidationError
 
-from dmwsi.wsi.faults import DmwsiFault, not_implemented
+from dmwsi.errors import OperationError, not_implemented
+from dmwsi.wsi.faults import DmwsiFault, from_error
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,8 @@ class Call:
     operation: str
     principal: str
     services: object          # dmwsi.runtime.Services
-    spyne_ctx: object
     roles: tuple = ()
+    environ: dict = None      # the WSGI environ (the reference consumer reads its test hooks there)
 
     @property
     def customer_care(self):
@@ -82,6 +83,8 @@ def as_fault(error):
     """Any error on the request path -> the DmwsiFault the caller sees."""
     if isinstance(error, DmwsiFault):
         return error
+    if isinstance(error, OperationError):
+        return from_error(error)
     if isinstance(error, SchemaValidationError):
         text = error.faultstring
         if isinstance(text, bytes):
@@ -103,26 +106,23 @@ def dispatcher(operation, field_names, output_models, handler_of):
     def dispatch(ctx, *args):
         handler = handler_of(operation)
         if handler is None:
-            raise not_implemented(operation)
+            raise from_error(not_implemented(operation))
         request = {name: to_plain(v) for name, v in zip(field_names, args) if v is not None}
         env = ctx.transport.req_env
         services = ctx.app.dmwsi_services
         principal = env.get("dmwsi.principal", "anonymous")
         roles = tuple(env["dmwsi.roles"]) if "dmwsi.roles" in env else services.roles_of(principal)
-        call = Call(operation=operation, principal=principal, services=services, spyne_ctx=ctx, roles=roles)
+        call = Call(operation=operation, principal=principal, services=services, roles=roles, environ=env)
         try:
             services.authorize(call)
-        except DmwsiFault as fault:
-            services.record_call(call, request, None, fault)
-            raise
-        try:
             response = handler(call, request) or {}
-        except Exception as e:  # anything but a DmwsiFault becomes InternalError
+            shown = services.present(principal, roles, response)
+            values = [to_model(model, shown.get(name)) for name, model in output_models]
+        except Exception as e:  # an OperationError keeps its code; anything else becomes InternalError
             fault = as_fault(e)
-            call.services.record_call(call, request, None, fault)
+            services.record_call(call, request, None, fault)
             raise fault from e
-        call.services.record_call(call, request, response, None)
-        response = services.present(principal, roles, response)
-        values = [to_model(model, response.get(name)) for name, model in output_models]
+        # Logged once the response exists: the row says what the caller gets.
+        services.record_call(call, request, response, None)
         return values[0] if len(values) == 1 else values
     return dispatch

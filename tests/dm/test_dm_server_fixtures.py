@@ -11,7 +11,7 @@ import pytest
 from dmwsi.dm import auth, wbxml
 from dmwsi.dm.message import parse
 from dmwsi.jobs.submit import JobRequest, submit
-from dmwsi.store.records import Command, Device
+from dmwsi.records import Command, Device
 
 FIXTURES = Path(__file__).parent / "fixtures" / "real-clients"
 

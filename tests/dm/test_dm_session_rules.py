@@ -5,7 +5,7 @@ import pytest
 from dmwsi.dm import auth
 from dmwsi.dm.message import Alert, Cred, Message, Replace, Item, SyncHdr, parse, serialize
 from dmwsi.jobs.submit import JobRequest, submit
-from dmwsi.store.records import Command, Device
+from dmwsi.records import Command, Device
 
 from tests.dm.test_dm_server_fixtures import post
 

@@ -7,7 +7,7 @@ from twisted.internet.threads import blockingCallFromThread
 
 from dmwsi.jobs.submit import JobRequest, submit
 from dmwsi.sim.fleet import Fleet, sim_config_from_dict
-from dmwsi.store.records import Command, Device
+from dmwsi.records import Command, Device
 
 
 def device_class(name="phone", **fields):

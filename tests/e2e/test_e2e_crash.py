@@ -19,7 +19,7 @@ from twisted.internet.threads import blockingCallFromThread
 
 from dmwsi.sim.fleet import Fleet, sim_config_from_dict
 from dmwsi.store import open_store
-from dmwsi.store.records import TARGET_TERMINAL_STATES, Command, Device, Job
+from dmwsi.records import TARGET_TERMINAL_STATES, Command, Device, Job
 from tests.e2e.conftest import device_class
 
 DEVICES = int(os.environ.get("DMWSI_CRASH_DEVICES", "200"))

@@ -7,7 +7,7 @@ from twisted.internet.threads import blockingCallFromThread
 
 from dmwsi.wsi.consumer import ReferenceConsumer
 from dmwsi.push.sender import PushSender
-from dmwsi.store.records import Job
+from dmwsi.records import Job
 
 #: Test [push] settings: fast polls and retries, no jitter (retry times are exact lower bounds).
 FAST = {"poll_interval": 0.05, "max_in_flight": 4, "timeout": 2.0, "initial_backoff": 0.05,

@@ -7,7 +7,7 @@ import pytest
 from dmwsi.jobs import outbox
 from dmwsi.jobs.outbox import PayloadError, PushPublisher, job_stream, subscription_stream
 from dmwsi.store import NotFound
-from dmwsi.store.records import DeviceResult, ResultItem, Subscription
+from dmwsi.records import DeviceResult, ResultItem, Subscription
 
 from .conftest import make_job
 

@@ -10,7 +10,7 @@ from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
 from dmwsi.config import PROJECT_ROOT
-from dmwsi.store.records import Device, Subscriber
+from dmwsi.records import Device, Subscriber
 from dmwsi.contract import load_contract
 from dmwsi.wsi.handlers import HANDLERS
 from tests.conftest import fault_code

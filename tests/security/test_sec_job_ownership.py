@@ -15,7 +15,7 @@ from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
 from dmwsi.config import PROJECT_ROOT
-from dmwsi.store.records import Device
+from dmwsi.records import Device
 from tests.conftest import fault_code
 from tests.security.conftest import NS, SOAP, envelope, username_token_server
 

@@ -14,7 +14,7 @@ import pytest
 from lxml import etree
 from zeep.wsse.username import UsernameToken
 
-from dmwsi.store.records import Device
+from dmwsi.records import Device
 from tests.security.conftest import NS, SOAP, write_policy
 
 DEVICE = "IMEI:uri-attack"

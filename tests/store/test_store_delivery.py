@@ -4,7 +4,7 @@ import pytest
 
 from dmwsi.selector import SelectorError, parse_selector
 from dmwsi.store import ConflictError, NotFound
-from dmwsi.store.records import Device, Job, Subscription
+from dmwsi.records import Device, Job, Subscription
 
 from .conftest import T0, at
 

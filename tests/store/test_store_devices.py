@@ -4,7 +4,7 @@ import pytest
 
 from dmwsi.selector import Clause, SelectorError, parse_selector
 from dmwsi.store import AmbiguousMatch, ConflictError, NotFound, UnknownDevices
-from dmwsi.store.records import Device, Subscriber, Subscription
+from dmwsi.records import Device, Subscriber, Subscription
 
 from .conftest import T0, at
 

@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 
 from dmwsi.store import ConflictError, DuplicateJob, IllegalTransition, InvalidCursor, NotFound
-from dmwsi.store.records import (
+from dmwsi.records import (
     TARGET_STATES,
     Command,
     Job,

@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 
 from dmwsi.store import Store, SQLiteStore
-from dmwsi.store.records import LogEntry
+from dmwsi.records import LogEntry
 
 from .conftest import T0, at
 

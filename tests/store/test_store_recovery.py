@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from dmwsi.config import load_config
 from dmwsi.dm.work import GenericAlert
 from dmwsi.jobs.backend import StoreBackend, correlator_for
-from dmwsi.store.records import STATUS_AWAITING_ALERT, Command, Job
+from dmwsi.records import STATUS_AWAITING_ALERT, Command, Job
 
 
 def backend(store, max_attempts=2):

@@ -10,7 +10,7 @@ import sqlite_utils
 from dmwsi.store import SchemaError, SQLiteStore, StoreError, open_store
 from dmwsi.store import migrations
 from dmwsi.store.migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate
-from dmwsi.store.records import Job
+from dmwsi.records import Job
 
 from .conftest import T0
 

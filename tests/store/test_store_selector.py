@@ -13,7 +13,7 @@ from dmwsi.selector import (
     validate_clauses,
     version_key,
 )
-from dmwsi.store.records import Device
+from dmwsi.records import Device
 
 
 def test_parse_simple_conjunction():

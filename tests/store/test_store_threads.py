@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from dmwsi.store import ConflictError
-from dmwsi.store.records import Device, Job, LogEntry
+from dmwsi.records import Device, Job, LogEntry
 
 from .conftest import at
 

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from dmwsi.store import IllegalTransition
-from dmwsi.store.records import (
+from dmwsi.records import (
     STATUS_AWAITING_ALERT,
     TARGET_STATES,
     TARGET_TERMINAL_STATES,

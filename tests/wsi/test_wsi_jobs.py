@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from zeep.exceptions import Fault
 
-from dmwsi.store.records import Command, Device, Job, ResultItem
+from dmwsi.records import Command, Device, Job, ResultItem
 from tests.conftest import fault_code as code
 
 

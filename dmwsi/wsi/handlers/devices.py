@@ -11,7 +11,7 @@ from functools import lru_cache
 from dmwsi.resources import CONF_DIR
 from dmwsi.dm import trigger
 from dmwsi.jobs.submit import JobRequest, commands_from, submit, wait
-from dmwsi.store.records import Command
+from dmwsi.records import Command
 from dmwsi.wsi.faults import DmwsiFault
 from dmwsi.wsi.handlers.common import resolve_device
 from dmwsi.wsi.handlers.jobs import job_state

@@ -2,7 +2,7 @@
 from datetime import datetime, timezone
 
 from dmwsi.jobs import announce
-from dmwsi.store import records
+from dmwsi import records
 from dmwsi.wsi.faults import DmwsiFault
 from dmwsi.wsi.handlers.common import job_or_fault, own_job_or_fault, page_size, sees_all_jobs, store_errors
 from dmwsi.jobs.results import device_result

@@ -1,6 +1,6 @@
 """Devices, subscribers and groups (ES9, ES12, OM1)."""
 from dmwsi.store.base import ConflictError, NotFound
-from dmwsi.store.records import Device, Subscriber
+from dmwsi.records import Device, Subscriber
 from dmwsi.wsi.faults import DmwsiFault
 from dmwsi.wsi.handlers.common import resolve_device, selector_clauses, store_errors
 
