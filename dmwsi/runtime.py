@@ -14,7 +14,7 @@ from dmwsi.authz import SEE_IDENTITY, Authorizer
 from dmwsi.security.principals import load_policy, policy_path
 from dmwsi.store import open_store
 from dmwsi.records import LogEntry
-from dmwsi.wsi.faults import DmwsiFault
+from dmwsi.errors import OperationError
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class Services:
     def authorize(self, call):
         """May this caller call this operation at all? (OES7; default deny)"""
         if not self.authz.may_call(call.roles, call.operation):
-            raise DmwsiFault("NotAuthorized", f"{call.principal} may not call {call.operation}")
+            raise OperationError("NotAuthorized", f"{call.principal} may not call {call.operation}")
 
     def visible_nodes(self, roles):
         """A filter of returned nodes: only those these roles may Get (OES7)."""

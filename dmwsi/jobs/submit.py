@@ -15,7 +15,7 @@ from dmwsi.jobs import announce
 from dmwsi.store.base import DuplicateJob
 from dmwsi.records import (DELIVERY_EACH, DELIVERY_PULL, TARGET_OPEN_STATES, TARGET_REFUSED, Command, Job,
                                  JobTarget)
-from dmwsi.wsi.faults import DmwsiFault
+from dmwsi.errors import OperationError
 
 UNKNOWN_DEVICE = "unknown device"
 OUT_OF_SCOPE = "outside the caller's device scope"
@@ -51,11 +51,11 @@ def submit(services, request: JobRequest):
         if existing is not None:
             return _same_request_or_fault(existing, request)
     if request.concurrency is not None and request.concurrency < 1:
-        raise DmwsiFault("InvalidArgument", "concurrency must be at least 1", element="concurrency")
+        raise OperationError("InvalidArgument", "concurrency must be at least 1", element="concurrency")
     if request.not_before and request.not_after and request.not_after <= request.not_before:
-        raise DmwsiFault("InvalidArgument", "schedule notAfter must be later than notBefore", element="schedule")
+        raise OperationError("InvalidArgument", "schedule notAfter must be later than notBefore", element="schedule")
     if not request.devices:
-        raise DmwsiFault("InvalidArgument", "the request names no device", element="device")
+        raise OperationError("InvalidArgument", "the request names no device", element="device")
     if request.roles is not None:
         authorize(services, request)
 
@@ -115,11 +115,11 @@ def authorize(services, request):
         raise device_not_reachable(request.principal, OUT_OF_SCOPE)
     for command in commands:
         if not command_allowed(authz, roles, command):
-            raise DmwsiFault("NotAuthorized", f"{request.principal} may not {command.action} {command.uri}",
+            raise OperationError("NotAuthorized", f"{request.principal} may not {command.action} {command.uri}",
                              element="commands")
     limit = authz.max_batch(roles)
     if limit is not None and len(request.devices) > limit:
-        raise DmwsiFault("PolicyRefused", f"a batch of {len(request.devices)} devices exceeds the "
+        raise OperationError("PolicyRefused", f"a batch of {len(request.devices)} devices exceeds the "
                          f"{limit} allowed to {request.principal}")
     for device_id in outside:
         request.refused.setdefault(device_id, OUT_OF_SCOPE)
@@ -129,7 +129,7 @@ def device_not_reachable(principal, log_reason, element="device"):
     """The one answer, to a caller whose scope is not "all", for a device
     that does not exist and for one outside its scope (no existence oracle);
     the transaction log records ``log_reason``."""
-    return DmwsiFault("NotAuthorized", f"{principal} may not manage this device", element=element,
+    return OperationError("NotAuthorized", f"{principal} may not manage this device", element=element,
                       log_reason=f"{principal} may not manage this device: {log_reason}")
 
 
@@ -142,7 +142,7 @@ def refuse_non_canonical(command):
         try:
             canonical(uri)
         except BadUri as e:
-            raise DmwsiFault("InvalidArgument", f"node URI {uri!r}: {e}", element=element) from None
+            raise OperationError("InvalidArgument", f"node URI {uri!r}: {e}", element=element) from None
 
 
 def command_allowed(authz, roles, command):
@@ -158,7 +158,7 @@ def _same_request_or_fault(existing, request):
     """An idempotent retry returns the existing job; a different request
     reusing the jobId is the caller's mistake."""
     if existing.operation != request.operation or existing.params.get("devices") != len(set(request.devices)):
-        raise DmwsiFault("DuplicateJob", f"jobId {request.client_job_id!r} is already used by another "
+        raise OperationError("DuplicateJob", f"jobId {request.client_job_id!r} is already used by another "
                          f"{existing.operation} request", element="jobId")
     return existing
 

@@ -6,10 +6,9 @@ and whose ``detail`` carries the usual ``FaultDetail`` with the table code
 ``NotAuthenticated`` (docs/faults.rst), so callers that only read the detail
 see a documented code.
 """
-from lxml import etree
-
-from dmwsi.security.ns import SOAP11, WSSE
-from dmwsi.wsi.faults import fault_detail
+from dmwsi.contract.faults import fault_detail, fault_document
+from dmwsi.errors import DmwsiError
+from dmwsi.security.ns import WSSE
 
 # wsse fault code -> the standard faultstring.
 WSSE_FAULTS = {
@@ -24,7 +23,7 @@ WSSE_FAULTS = {
 }
 
 
-class SecurityFault(Exception):
+class SecurityFault(DmwsiError):
     """A request refused by message or transport security.
 
     ``reason`` goes to the caller in the fault detail and to the log; it never
@@ -41,11 +40,5 @@ class SecurityFault(Exception):
 
 def fault_envelope(fault):
     """The SOAP 1.1 fault document (bytes) for a SecurityFault."""
-    envelope = etree.Element(f"{{{SOAP11}}}Envelope", nsmap={"soap": SOAP11, "wsse": WSSE})
-    body = etree.SubElement(envelope, f"{{{SOAP11}}}Body")
-    element = etree.SubElement(body, f"{{{SOAP11}}}Fault")
-    etree.SubElement(element, "faultcode").text = f"wsse:{fault.code}"
-    etree.SubElement(element, "faultstring").text = f"{WSSE_FAULTS[fault.code]}: {fault.reason}"
-    detail = etree.SubElement(element, "detail")
-    detail.append(fault_detail("NotAuthenticated", fault.reason))
-    return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+    return fault_document(f"wsse:{fault.code}", f"{WSSE_FAULTS[fault.code]}: {fault.reason}",
+                          fault_detail("NotAuthenticated", fault.reason), nsmap={"wsse": WSSE})

@@ -20,7 +20,8 @@ import logging
 from lxml import etree
 
 from dmwsi.security.ns import SOAP11
-from dmwsi.wsi.faults import FAULTS, fault_detail
+from dmwsi.contract.faults import fault_detail, fault_document
+from dmwsi.errors import CODES, OperationError
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +32,12 @@ METHOD_NOT_ALLOWED_STATUS = "405 Method Not Allowed"
 FAULT_STATUS = "500 Internal Server Error"
 
 
-class Refused(Exception):
+class Refused(OperationError):
     """A request the gate does not let through: a table code, a reason, an HTTP status."""
 
     def __init__(self, code, reason, status=FAULT_STATUS):
-        super().__init__(f"{code}: {reason}")
-        self.code, self.reason, self.status = code, reason, status
+        super().__init__(code, reason)
+        self.reason, self.status = reason, status
 
 
 def check_method(environ):
@@ -80,14 +81,8 @@ def parse_soap_envelope(body):
 
 def refusal_envelope(code, reason):
     """The SOAP 1.1 Client/Server fault document (bytes) for a table code."""
-    side, _ = FAULTS[code]
-    envelope = etree.Element(f"{{{SOAP11}}}Envelope", nsmap={"soap": SOAP11})
-    body = etree.SubElement(envelope, f"{{{SOAP11}}}Body")
-    fault = etree.SubElement(body, f"{{{SOAP11}}}Fault")
-    etree.SubElement(fault, "faultcode").text = f"soap:{side}"
-    etree.SubElement(fault, "faultstring").text = f"{code}: {reason}"
-    etree.SubElement(fault, "detail").append(fault_detail(code, reason))
-    return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+    side, _ = CODES[code]
+    return fault_document(f"soap:{side}", f"{code}: {reason}", fault_detail(code, reason))
 
 
 def summary(body):

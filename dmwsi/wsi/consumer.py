@@ -43,7 +43,7 @@ from twisted.web.wsgi import WSGIResource
 
 from dmwsi.contract import CALLBACK_WSDL, load_contract
 from dmwsi.wsi.models import ModelFactory
-from dmwsi.wsi.faults import DmwsiFault
+from dmwsi.errors import OperationError
 from dmwsi.wsi.application import SoapApplication, build_service
 
 FAILURE_MODES = ("fault", "http", "lost-ack")
@@ -160,7 +160,7 @@ class ReferenceConsumer:
             with self._lock:
                 if mode == "fault":
                     attempt.outcome = "fault"
-                    raise DmwsiFault("ServiceUnavailable", "consumer told to fail")
+                    raise OperationError("ServiceUnavailable", "consumer told to fail")
                 delivery_id = request["deliveryId"]
                 if delivery_id in self._seen:
                     self.duplicates += 1
@@ -172,7 +172,7 @@ class ReferenceConsumer:
                     attempt.outcome = "accepted"
                 if mode == "lost-ack":     # processed, but the acknowledgement never arrives
                     attempt.outcome = "lost-ack"
-                    raise DmwsiFault("ServiceUnavailable", "acknowledgement lost")
+                    raise OperationError("ServiceUnavailable", "acknowledgement lost")
             return {}
         return handle
 

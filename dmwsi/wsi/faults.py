@@ -5,11 +5,10 @@ soap:Client or soap:Server and, in ``detail``, a ``FaultDetail`` element with
 the code and a readable message. The domain raises
 :class:`dmwsi.errors.OperationError`; only this edge knows it as a Fault.
 """
-from lxml import etree
 from spyne import Fault
 
-from dmwsi.contract import MAIN_NAMESPACE
-from dmwsi.errors import CODES, OperationError
+from dmwsi.contract.faults import fault_detail
+from dmwsi.errors import CODES
 
 # The codes live with the domain's error type; this is their SOAP form.
 FAULTS = CODES
@@ -27,19 +26,6 @@ class DmwsiFault(Fault):
         self.device_status = device_status
         super().__init__(faultcode=side, faultstring=f"{code}: {message}",
                          detail=fault_detail(code, message, element, device_status, namespace))
-
-
-def fault_detail(code, message, element=None, device_status=None, namespace=None):
-    """The ``detail`` child: <FaultDetail> in the contract's namespace."""
-    ns = namespace or MAIN_NAMESPACE
-    detail = etree.Element(f"{{{ns}}}FaultDetail", nsmap={"dmwsi": ns})
-    etree.SubElement(detail, f"{{{ns}}}code").text = code
-    etree.SubElement(detail, f"{{{ns}}}message").text = message
-    if element:
-        etree.SubElement(detail, f"{{{ns}}}element").text = element
-    if device_status is not None:
-        etree.SubElement(detail, f"{{{ns}}}deviceStatus").text = str(device_status)
-    return detail
 
 
 def from_error(error, namespace=None):

@@ -3,7 +3,7 @@ list, or per-device commands, for devices named by id, subscriber, alias,
 group or selector; an optional schedule window and concurrency limit."""
 from dmwsi.jobs.submit import JobRequest, commands_from, device_not_reachable, submit
 from dmwsi.store.base import NotFound
-from dmwsi.wsi.faults import DmwsiFault
+from dmwsi.errors import OperationError
 from dmwsi.wsi.handlers.common import resolve_device, selector_clauses, store_errors
 from dmwsi.wsi.handlers.jobs import job_state
 
@@ -24,7 +24,7 @@ def target_devices(store, request, call):
                 raise device_not_reachable(call.principal, f"subscriber {subscriber_id!r}: no device in scope",
                                            "subscriberIds")
         elif subscriber is None:
-            raise DmwsiFault("UnknownSubscriber", f"no subscriber {subscriber_id!r}", element="subscriberIds")
+            raise OperationError("UnknownSubscriber", f"no subscriber {subscriber_id!r}", element="subscriberIds")
         devices.extend(owned)
     for alias in request.get("aliases", []):
         devices.append(resolve_device(store, {"alias": alias}, element="aliases", call=call).device_id)
@@ -32,7 +32,7 @@ def target_devices(store, request, call):
         try:
             devices.extend(store.group_members(request["group"]))
         except NotFound:
-            raise DmwsiFault("UnknownGroup", f"no device group {request['group']!r}", element="group")
+            raise OperationError("UnknownGroup", f"no device group {request['group']!r}", element="group")
     if request.get("selector"):
         with store_errors():
             devices.extend(store.select_devices(selector_clauses(request["selector"])))
@@ -48,7 +48,7 @@ def submit_bulk_operation(call, request):
     devices = list(dict.fromkeys(target_devices(store, request, call) + list(per_device)))
     commands = commands_from(request.get("commands", []))
     if not commands and any(d not in per_device for d in devices):
-        raise DmwsiFault("InvalidArgument", "give commands for every device (commands or deviceCommands)",
+        raise OperationError("InvalidArgument", "give commands for every device (commands or deviceCommands)",
                          element="commands")
     schedule = request.get("schedule") or {}
     delivery = request.get("delivery") or {}

@@ -6,7 +6,7 @@ from dmwsi.authz import ALL_JOBS, CANCEL_ANY_JOB
 from dmwsi.jobs.submit import device_not_reachable
 from dmwsi.selector import SelectorError, validate_clauses
 from dmwsi.store.base import AmbiguousMatch, InvalidCursor, UnknownDevices
-from dmwsi.wsi.faults import DmwsiFault
+from dmwsi.errors import OperationError
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -18,7 +18,7 @@ SELECTOR_OPERATORS = {"eq": "=", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "
 def page_size(request):
     size = request.get("pageSize", DEFAULT_PAGE_SIZE)
     if not 1 <= size <= MAX_PAGE_SIZE:
-        raise DmwsiFault("InvalidArgument", f"pageSize must be between 1 and {MAX_PAGE_SIZE}, got {size}",
+        raise OperationError("InvalidArgument", f"pageSize must be between 1 and {MAX_PAGE_SIZE}, got {size}",
                          element="pageSize")
     return size
 
@@ -29,11 +29,11 @@ def store_errors():
     try:
         yield
     except InvalidCursor:
-        raise DmwsiFault("InvalidArgument", "the paging cursor is not valid for this request", element="after")
+        raise OperationError("InvalidArgument", "the paging cursor is not valid for this request", element="after")
     except UnknownDevices as e:
-        raise DmwsiFault("UnknownDevice", str(e))
+        raise OperationError("UnknownDevice", str(e))
     except SelectorError as e:
-        raise DmwsiFault("InvalidArgument", f"selector: {e}", element="selector")
+        raise OperationError("InvalidArgument", f"selector: {e}", element="selector")
 
 
 def resolve_device(store, ref, element="device", call=None):
@@ -41,7 +41,7 @@ def resolve_device(store, ref, element="device", call=None):
     With ``call``, an alias the caller was given (OES6) works as either id."""
     given = {k: v for k, v in (ref or {}).items() if v}
     if len(given) != 1:
-        raise DmwsiFault("InvalidArgument",
+        raise OperationError("InvalidArgument",
                          "give exactly one of deviceId, subscriberId, msisdn, alias", element=element)
     (kind, value), = given.items()
     if call is not None and kind in ("deviceId", "alias"):
@@ -55,12 +55,12 @@ def resolve_device(store, ref, element="device", call=None):
             key = {"subscriberId": "subscriber_id", "msisdn": "msisdn", "alias": "alias"}[kind]
             device = store.find_device(**{key: value})
     except AmbiguousMatch:
-        raise DmwsiFault("InvalidArgument", f"{kind} {value!r} matches several devices; use deviceId",
+        raise OperationError("InvalidArgument", f"{kind} {value!r} matches several devices; use deviceId",
                          element=element)
     if device is None:
         if call is not None and not call.services.authz.all_devices(call.roles):
             raise device_not_reachable(call.principal, f"no registered device with {kind} {value!r}", element)
-        raise DmwsiFault("UnknownDevice", f"no registered device with {kind} {value!r}", element=element)
+        raise OperationError("UnknownDevice", f"no registered device with {kind} {value!r}", element=element)
     return device
 
 
@@ -70,7 +70,7 @@ def selector_clauses(selector, element="selector"):
         return validate_clauses(
             (c["field"], SELECTOR_OPERATORS[c["operator"]], c["value"]) for c in selector.get("clauses", []))
     except SelectorError as e:
-        raise DmwsiFault("InvalidArgument", f"selector: {e}", element=element)
+        raise OperationError("InvalidArgument", f"selector: {e}", element=element)
 
 
 def job_or_fault(call, job_id):
@@ -79,7 +79,7 @@ def job_or_fault(call, job_id):
     does not exist, so job ids cannot be probed (issue 8)."""
     job = call.services.store.get_job(job_id)
     if job is None or not (job.principal == call.principal or sees_all_jobs(call)):
-        raise DmwsiFault("UnknownJob", f"no job {job_id!r}", element="jobId")
+        raise OperationError("UnknownJob", f"no job {job_id!r}", element="jobId")
     return job
 
 
@@ -92,6 +92,6 @@ def own_job_or_fault(call, job_id):
     it may see when a role grants ``cancel-any-job``."""
     job = job_or_fault(call, job_id)
     if job.principal != call.principal and not call.services.authz.has(call.roles, CANCEL_ANY_JOB):
-        raise DmwsiFault("NotAuthorized", f"{call.principal} may not change job {job_id!r} of another principal",
+        raise OperationError("NotAuthorized", f"{call.principal} may not change job {job_id!r} of another principal",
                          element="jobId")
     return job

@@ -12,7 +12,7 @@ from dmwsi.resources import CONF_DIR
 from dmwsi.dm import trigger
 from dmwsi.jobs.submit import JobRequest, commands_from, submit, wait
 from dmwsi.records import Command
-from dmwsi.wsi.faults import DmwsiFault
+from dmwsi.errors import OperationError
 from dmwsi.wsi.handlers.common import resolve_device
 from dmwsi.wsi.handlers.jobs import job_state
 from dmwsi.jobs.results import device_result
@@ -77,7 +77,7 @@ def get_device_profile(call, request):
     name = request.get("profile") or "default"
     profile = choose_profile(name, device.man, device.mod)
     if profile is None:
-        raise DmwsiFault("InvalidArgument", f"no device profile {name!r} for this device", element="profile")
+        raise OperationError("InvalidArgument", f"no device profile {name!r} for this device", element="profile")
     commands = [Command(action="Get", uri=uri + STRUCT_DATA, seq=n) for n, uri in enumerate(profile["nodes"], 1)]
     return run_on_device(call, request, commands, params={"profile": name})
 

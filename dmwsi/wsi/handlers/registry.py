@@ -1,7 +1,7 @@
 """Devices, subscribers and groups (ES9, ES12, OM1)."""
 from dmwsi.store.base import ConflictError, NotFound
 from dmwsi.records import Device, Subscriber
-from dmwsi.wsi.faults import DmwsiFault
+from dmwsi.errors import OperationError
 from dmwsi.wsi.handlers.common import resolve_device, selector_clauses, store_errors
 
 # Contract DeviceInfo field -> Device attribute.
@@ -36,13 +36,13 @@ def register_device(call, request):
     device.server_password = request.get("serverPassword") or device.server_password
     device.notification_url = request.get("notificationUrl") or device.notification_url
     if not device.client_password or not device.server_password:
-        raise DmwsiFault("InvalidArgument",
+        raise OperationError("InvalidArgument",
                          "a new device needs clientPassword and serverPassword for its DM account",
                          element="clientPassword" if not device.client_password else "serverPassword")
     try:
         stored = store.upsert_device(device)
     except ConflictError as e:
-        raise DmwsiFault("InvalidArgument", str(e), element="device")
+        raise OperationError("InvalidArgument", str(e), element="device")
     return {"deviceId": stored.device_id, "alias": stored.alias}
 
 
@@ -58,7 +58,7 @@ def register_subscriber(call, request):
             try:
                 store.update_device(device_id, subscriber_id=stored.subscriber_id)
             except NotFound:
-                raise DmwsiFault("UnknownDevice", f"no registered device {device_id!r}", element="deviceIds")
+                raise OperationError("UnknownDevice", f"no registered device {device_id!r}", element="deviceIds")
     return {"subscriberId": stored.subscriber_id}
 
 
@@ -71,7 +71,7 @@ def get_subscriber_info(call, request):
         subscriber_id = resolve_device(store, ref, element="subscriber", call=call).subscriber_id
     subscriber = store.get_subscriber(subscriber_id) if subscriber_id else None
     if subscriber is None:
-        raise DmwsiFault("UnknownSubscriber", "no subscriber matches the given reference", element="subscriber")
+        raise OperationError("UnknownSubscriber", "no subscriber matches the given reference", element="subscriber")
     info = {"subscriberId": subscriber.subscriber_id, "msisdn": subscriber.msisdn, "name": subscriber.name,
             "servicePlan": subscriber.plan, **{k: subscriber.attributes[k] for k in ("imsi", "status")
                                                if k in subscriber.attributes},
@@ -83,7 +83,7 @@ def get_subscriber_info(call, request):
 def define_device_group(call, request):
     members, selector = request.get("members"), request.get("selector")
     if (members is None) == (selector is None):
-        raise DmwsiFault("InvalidArgument", "give either members or a selector", element="members")
+        raise OperationError("InvalidArgument", "give either members or a selector", element="members")
     clauses = selector_clauses(selector) if selector is not None else None
     with store_errors():
         count = call.services.store.define_group(request["name"], call.principal,

@@ -1,6 +1,6 @@
 """The transaction log (EI1-4, MDM4, ES13)."""
 from dmwsi.authz import ALL_LOGS
-from dmwsi.wsi.faults import DmwsiFault
+from dmwsi.errors import OperationError
 from dmwsi.wsi.handlers.common import page_size, store_errors
 
 
@@ -20,7 +20,7 @@ def get_transaction_log(call, request):
     principal = request.get("principal")
     if not call.services.authz.has(call.roles, ALL_LOGS):
         if principal not in (None, call.principal):
-            raise DmwsiFault("NotAuthorized", f"{call.principal} may read only its own transaction log",
+            raise OperationError("NotAuthorized", f"{call.principal} may read only its own transaction log",
                              element="principal")
         principal = call.principal
     with store_errors():
