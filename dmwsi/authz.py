@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from dmwsi.dm.uri import BadUri, path_of
 from dmwsi.selector import parse_selector
 from dmwsi.store.base import NotFound
+from dmwsi.errors import DmwsiError
 
 ACTIONS = ("Get", "Replace", "Add", "Delete", "Exec", "Copy")
 SEE_IDENTITY = "see-identity"
@@ -28,7 +29,7 @@ ALL_JOBS = "all-jobs"              # see every principal's jobs and their result
 CANCEL_ANY_JOB = "cancel-any-job"  # cancel / acknowledge jobs of other principals
 
 
-class AuthzError(ValueError):
+class AuthzError(DmwsiError, ValueError):
     """The policy's roles are malformed."""
 
 

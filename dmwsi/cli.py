@@ -6,6 +6,7 @@ import sys
 import time
 
 from dmwsi.config import ConfigError, load_config
+from dmwsi.errors import DmwsiError
 
 
 def _config_from(args):
@@ -45,7 +46,7 @@ def parse_assignments(pairs):
     return request
 
 
-class CallFailed(Exception):
+class CallFailed(DmwsiError):
     """A SOAP call answered a fault or did not get through: exit code 2, the message on stderr."""
 
 

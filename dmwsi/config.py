@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 from dmwsi.resources import CONF_DIR
+from dmwsi.errors import DmwsiError
 
 # The source checkout. Only tests and developer tools may use it (docs/, the
 # shipped files as authored): an installed wheel has no checkout.
@@ -19,7 +20,7 @@ DEFAULT_CONFIG = CONF_DIR / "dmwsi.toml"
 ENV_PREFIX = "DMWSI_"
 
 
-class ConfigError(ValueError):
+class ConfigError(DmwsiError, ValueError):
     pass
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from typing import Any, Iterable, Mapping, NamedTuple
+from dmwsi.errors import DmwsiError
 
 __all__ = [
     "Clause",
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 
-class SelectorError(ValueError):
+class SelectorError(DmwsiError, ValueError):
     """A selector is malformed or names an unknown field/operator."""
 
 

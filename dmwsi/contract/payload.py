@@ -17,12 +17,13 @@ import functools
 from datetime import datetime, timezone
 
 from dmwsi.contract import CALLBACK_WSDL, XS, load_contract
+from dmwsi.errors import DmwsiError
 
 INT_RANGE = (-2**31, 2**31 - 1)
 LONG_RANGE = (-2**63, 2**63 - 1)
 
 
-class PayloadError(ValueError):
+class PayloadError(DmwsiError, ValueError):
     """A payload does not match the callback contract."""
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import ClassVar, Union
 
 from lxml import etree
+from dmwsi.errors import DmwsiError
 
 SYNCML_NS = "SYNCML:SYNCML1.2"
 METINF_NS = "syncml:metinf"
@@ -28,7 +29,7 @@ AUTH_MD5 = "syncml:auth-md5"
 AUTH_MAC = "syncml:auth-MAC"
 
 
-class ProtocolError(ValueError):
+class ProtocolError(DmwsiError, ValueError):
     """The bytes are not a usable SyncML message."""
 
 

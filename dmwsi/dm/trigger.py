@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass
 
 from . import auth
+from dmwsi.errors import DmwsiError
 
 # ui-mode values
 UI_NOT_SPECIFIED = 0
@@ -36,7 +37,7 @@ _HEADER = struct.Struct(">Q")
 _MIN_LEN = _DIGEST_LEN + _HEADER.size
 
 
-class NotificationError(ValueError):
+class NotificationError(DmwsiError, ValueError):
     """Bytes that cannot be a package 0."""
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
+from dmwsi.errors import DmwsiError
 
 # Content types (reference §1).  The DS types are accepted from clients such
 # as libdmclient's test client; answers always use the DM types.
@@ -35,7 +36,7 @@ _ERROR_UNKNOWN_PUBLIC_ID = 64
 _ERROR_LANG_TABLE_UNDEFINED = 14
 
 
-class WbxmlError(ValueError):
+class WbxmlError(DmwsiError, ValueError):
     """libwbxml refused the input (message is libwbxml's error string)."""
 
 

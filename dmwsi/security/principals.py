@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
+from dmwsi.errors import DmwsiError
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ KNOWN_KEYS = {"roles", "certificate_subject", "certificate_file", "certificate_s
               "encryption_certificate_file", "encryption_algorithm"}
 
 
-class PolicyError(ValueError):
+class PolicyError(DmwsiError, ValueError):
     pass
 
 

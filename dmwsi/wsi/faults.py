@@ -8,13 +8,13 @@ the code and a readable message. The domain raises
 from spyne import Fault
 
 from dmwsi.contract.faults import fault_detail
-from dmwsi.errors import CODES
+from dmwsi.errors import CODES, DmwsiError
 
 # The codes live with the domain's error type; this is their SOAP form.
 FAULTS = CODES
 
 
-class DmwsiFault(Fault):
+class DmwsiFault(Fault, DmwsiError):
     """A SOAP fault with a stable dmwsi code in its detail."""
 
     def __init__(self, code, message, element=None, device_status=None, namespace=None, log_reason=None):
