@@ -34,6 +34,8 @@ CODES = {
     "InternalError": ("Server", "An unexpected error; the request had no effect. Details are in the server log."),
     "SessionInterrupted": ("Server", "Every attempt's DM session ended before the device's work was done "
                                      "(session lost, server restart)."),
+    "Busy": ("Server", "Every synchronous slot is held by a call waiting for its device; retry later or call "
+                       "without synchronous. Nothing was queued."),
 }
 
 

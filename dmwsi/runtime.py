@@ -15,6 +15,7 @@ from dmwsi.security.principals import load_policy, policy_path
 from dmwsi.store import open_store
 from dmwsi.records import LogEntry
 from dmwsi.errors import OperationError
+from dmwsi.jobs.submit import SyncSlots
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class Services:
         self.aliases = Aliases(load_alias_key(config), store)
         self.reactor = reactor
         self.handlers = {}
+        self.sync_slots = SyncSlots(config["jobs"]["sync_slots"])
         self.dm_server = None     # set by the host
         self.wakeup = None
         #: dmwsi.push.sender.PushSender (set by the host); call
@@ -58,7 +60,7 @@ class Services:
     @classmethod
     def open(cls, config, reactor=None):
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        store = open_store(config.data_path(config["store"]["path"]))
+        store = open_store(config.data_path(config["store"]["path"]), busy_timeout=config["store"]["busy_timeout"])
         return cls(config, store, reactor, load_policy(policy_path(config)))
 
     def authorize(self, call):

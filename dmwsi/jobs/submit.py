@@ -6,7 +6,9 @@ unknown devices per device (they appear in the results with the reason),
 writes the job in one transaction and wakes the devices. ``wait`` gives the
 optional synchronous answer for single-device calls (OES10).
 """
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -165,6 +167,29 @@ def _same_request_or_fault(existing, request):
 
 def _command_dict(command):
     return {k: v for k, v in vars(command).items() if v is not None and k not in ("job_id",)}
+
+
+class SyncSlots:
+    """How many synchronous calls may wait for their devices at once.
+
+    A waiting call holds a SOAP worker thread for up to ``max_sync_wait``;
+    without a bound, calls to silent devices take every worker and nothing
+    else is answered (issue 10: 20 calls starved a 16-thread pool for 110 s).
+    A call that finds no free slot is refused before its job is written."""
+
+    def __init__(self, count):
+        self.count = count
+        self._free = threading.BoundedSemaphore(count) if count > 0 else None
+
+    @contextmanager
+    def hold(self):
+        if self._free is None or not self._free.acquire(blocking=False):
+            raise OperationError("Busy", f"all {self.count} synchronous slots are waiting for devices; "
+                                         "retry later or call without synchronous")
+        try:
+            yield
+        finally:
+            self._free.release()
 
 
 def wait(services, job_id, device_id, timeout):

@@ -25,6 +25,13 @@ UI_MODES = {"notSpecified": trigger.UI_NOT_SPECIFIED, "background": trigger.UI_B
 
 def run_on_device(call, request, commands, *, params=None):
     """Queue ``commands`` for the request's device; the common response."""
+    if request.get("synchronous"):
+        with call.services.sync_slots.hold():       # refused (Busy) before anything is queued
+            return _run_on_device(call, request, commands, params)
+    return _run_on_device(call, request, commands, params)
+
+
+def _run_on_device(call, request, commands, params):
     services = call.services
     device = resolve_device(services.store, request["device"], call=call)
     delivery = request.get("delivery") or {}
