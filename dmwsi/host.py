@@ -4,6 +4,13 @@ HTTP port (development) and an HTTPS port.
 
 ``Server.start()`` must run on the reactor thread; ``serve()`` is the blocking
 entry point used by ``dmwsi serve``.
+
+Threads: the reactor thread does network I/O only. SOAP requests run in the
+WSGI pool (``server.soap_threads``); everything else that touches the store
+-- the DM session engine and its sweep, the wake-up scan and job expiry,
+announcing closed targets, the push sender's outbox reads -- runs on the one
+store thread (dmwsi.store.thread) created here and handed to each of
+them; pushes are sent from the push pool.
 """
 import logging
 
@@ -14,7 +21,9 @@ from twisted.web import resource, server, static
 from dmwsi.dm.delivery import make_notifier
 from dmwsi.dm.server import DMResource, DMServer
 from dmwsi.dm.session import SessionPolicy
+from dmwsi.jobs.announce import Announcer
 from dmwsi.jobs.backend import StoreBackend
+from dmwsi.store.thread import StoreThread
 from dmwsi.jobs.wakeup import WakeUp
 from dmwsi.push.sender import PushSender
 from dmwsi.security import mtls, secure_soap_app
@@ -34,10 +43,12 @@ class Server:
         self.ports = {}
         self.services = None
         self.threadpool = None
+        self.store_thread = None
 
     def build_site(self):
         cfg = self.config["server"]
         self.services = Services.open(self.config, self.reactor)
+        self.store_thread = StoreThread(self.reactor)
         self.threadpool = ThreadPool(minthreads=1, maxthreads=cfg["soap_threads"], name="soap")
         soap_app = build_soap_app(self.services, HANDLERS, cfg["max_request_bytes"])
         # Authentication of every request, before spyne (dmwsi/security).
@@ -61,11 +72,15 @@ class Server:
         backend = StoreBackend(self.services.store, self.config, on_pushes=self.services.pushes_queued,
                                view=self.services.result_view)
         dm_server = DMServer(backend, policy, session_timeout=dm["session_timeout"],
-                             challenge_rate=dm["challenge_rate"], challenge_burst=dm["challenge_burst"])
+                             challenge_rate=dm["challenge_rate"], challenge_burst=dm["challenge_burst"],
+                             store_thread=self.store_thread)
         self.notifier = make_notifier(dm["notifier"], self.reactor, dm["notification_concurrency"])
         self.services.dm_server = dm_server
+        #: kicked (from any thread) after a state change closed targets: CancelJob
+        self.services.announcer = Announcer(self.services.store, self.store_thread, self.reactor,
+                                            view=self.services.result_view, on_pushes=self.services.pushes_queued)
         self.services.wakeup = WakeUp(self.services.store, dm_server, self.notifier, self.config, self.reactor,
-                                      on_pushes=self.services.pushes_queued, view=self.services.result_view)
+                                      self.store_thread, self.services.announcer)
         return dm_server
 
     def start(self):
@@ -74,6 +89,13 @@ class Server:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         site = self.build_site()
         self.threadpool.start()
+        self.store_thread.start()
+        # Queued on the store thread before the ports open, so they run before
+        # any device message: start-up recovery, then announcing what a
+        # previous run left unannounced.
+        self.services.wakeup.start()
+        self.services.announcer.kick()
+        self.dm_resource.start()
         if cfg["http_port"] >= 0:
             port = self.reactor.listenTCP(cfg["http_port"], site, interface=cfg["host"])
             self.ports["http"] = port
@@ -86,10 +108,9 @@ class Server:
         if not self.services.dm_server.policy.server_uri:
             # Development default: the DM endpoint on the first listener.
             self.services.dm_server.policy.server_uri = self.url(next(iter(self.ports)), "dm")
-        self.dm_resource.start()
-        self.services.wakeup.start()
         # Push delivery (OES4): sends the outbox to consumers' callbacks.
-        self.services.pusher = PushSender.from_config(self.services.store, self.config, self.reactor)
+        self.services.pusher = PushSender.from_config(self.services.store, self.config, self.reactor,
+                                                      store_thread=self.store_thread)
         self.services.pusher.start()
         return {name: port.getHost().port for name, port in self.ports.items()}
 
@@ -113,6 +134,8 @@ class Server:
         def finish(_):
             if self.threadpool is not None:
                 self.threadpool.stop()  # waits for in-flight SOAP requests
+            if self.store_thread is not None:
+                self.store_thread.stop()    # runs what is queued (DM messages being answered)
             if self.services is not None:
                 self.services.close()
         return defer.gatherResults(stops).addBoth(finish)

@@ -6,6 +6,16 @@ let the session engine answer, encode the answer the way the device spoke.
 ``DMResource`` is the Twisted face of it; sessions idle longer than the
 configured timeout are expired by a periodic sweep.
 
+Threads: the reactor thread only reads the request and writes the answer.
+``handle`` -- decoding, the session lookup, the session engine with its
+synchronous Backend calls on the store, encoding -- and the sweep run on the
+store thread (dmwsi.store.thread): a message that waits for the
+database delays the messages queued behind it, never the reactor. That one
+thread runs every engine step and every sweep one after the other, so the
+session table (``by_token``, ``by_device``, ``unauthenticated``,
+``last_activity``) and the challenge buckets need no locks; other threads
+only ask ``in_session`` (one dict lookup).
+
 Which session a message belongs to:
 
 * a message on a session's RespURI token continues that session; the same
@@ -44,7 +54,7 @@ import time
 from dataclasses import dataclass
 
 from twisted.internet import task
-from twisted.web import resource
+from twisted.web import resource, server
 
 from dmwsi.dm import auth, wbxml
 from dmwsi.dm.message import ProtocolError, parse, serialize
@@ -65,6 +75,11 @@ class Answer:
     content_type: str
     body: bytes
     headers: dict
+
+
+def _refuse(code, reason):
+    log.warning("refused DM request: %s", reason)
+    return Answer(code, "text/plain; charset=utf-8", (reason + "\n").encode(), {})
 
 
 class ChallengeLimiter:
@@ -100,8 +115,11 @@ class ChallengeLimiter:
 
 class DMServer:
     def __init__(self, backend, policy: SessionPolicy, session_timeout=120, clock=time.monotonic,
-                 challenge_rate=1.0, challenge_burst=20):
+                 challenge_rate=1.0, challenge_burst=20, store_thread=None):
         self.backend = backend
+        #: dmwsi.store.thread.StoreThread that runs ``handle`` and ``sweep``
+        #: for the HTTP binding (the engine tests call ``handle`` directly).
+        self.store_thread = store_thread
         self.policy = policy
         self.session_timeout = session_timeout
         self.clock = clock
@@ -112,7 +130,18 @@ class DMServer:
         self.listeners = []       # callables(session) told when a slot holder's session ends
         self.challenges = ChallengeLimiter(challenge_rate, challenge_burst, clock)
 
-    # ---- HTTP-independent core ----------------------------------------------
+    # ---- on the store thread, for the reactor ---------------------------------
+
+    def respond(self, body, content_type, **kwargs):
+        """``handle`` on the store thread -> Deferred Answer (fired on the reactor)."""
+        return self.store_thread.run(self.handle, body, content_type, **kwargs)
+
+    def sweep_later(self):
+        """``sweep`` on the store thread -> Deferred; a failed sweep is logged, the next one runs."""
+        return self.store_thread.run(self.sweep).addErrback(
+            lambda f: log.error("DM session sweep failed: %s", f.getTraceback()))
+
+    # ---- HTTP-independent core (store thread) ---------------------------------
 
     def handle(self, body, content_type, token=None, hmac_header=None, source=None):
         media = (content_type or "").split(";")[0].strip().lower()
@@ -120,16 +149,16 @@ class DMServer:
             try:
                 xml = wbxml.wbxml_to_xml(body)
             except wbxml.WbxmlError as e:
-                return self._refuse(400, f"undecodable WBXML: {e}")
+                return _refuse(400, f"undecodable WBXML: {e}")
             answer_type = wbxml.DM_WBXML
         elif media in XML_TYPES:
             xml, answer_type = body, wbxml.DM_XML
         else:
-            return self._refuse(415, f"unsupported content type {media or '(none)'}")
+            return _refuse(415, f"unsupported content type {media or '(none)'}")
         try:
             msg = parse(xml)
         except ProtocolError as e:
-            return self._refuse(400, str(e))
+            return _refuse(400, str(e))
 
         session = self._session_for(msg, body, token)
         try:
@@ -139,9 +168,9 @@ class DMServer:
             log.exception("DM session %s with %s failed", session.session_id, session.device_id)
             session.expire("server error")
             self._forget(session)
-            return self._refuse(500, "internal error")
+            return _refuse(500, "internal error")
         if reply is None:
-            answer = self._refuse(429, f"too many unauthenticated DM messages from {source}")
+            answer = _refuse(429, f"too many unauthenticated DM messages from {source}")
             answer.headers["Retry-After"] = str(self.challenges.retry_after(source))
             return answer
         if session.token not in self.by_token:
@@ -228,19 +257,18 @@ class DMServer:
         """True while the device itself (authenticated) is in session."""
         return device_id in self.by_device
 
-    def _refuse(self, code, reason):
-        log.warning("refused DM request: %s", reason)
-        return Answer(code, "text/plain; charset=utf-8", (reason + "\n").encode(), {})
-
 
 class DMResource(resource.Resource):
-    """POST endpoint for devices. Twisted already de-chunks request bodies."""
+    """POST endpoint for devices. Twisted already de-chunks request bodies.
+    The answer is written when the store thread has made it (NOT_DONE_YET);
+    if the device hung up meanwhile it is dropped (the session keeps it for
+    the retransmission)."""
     isLeaf = True
 
     def __init__(self, dm_server, reactor):
         super().__init__()
         self.dm = dm_server
-        self.sweeper = task.LoopingCall(dm_server.sweep)
+        self.sweeper = task.LoopingCall(dm_server.sweep_later)
         self.sweeper.clock = reactor
 
     def start(self):
@@ -252,16 +280,32 @@ class DMResource(resource.Resource):
 
     def render_POST(self, request):
         token = request.args.get(b"s", [b""])[0].decode("ascii", "replace") or None
-        hmac_header = request.getHeader(auth.HMAC_HEADER)
-        answer = self.dm.handle(request.content.read(), request.getHeader("content-type"),
-                                token=token, hmac_header=hmac_header,
-                                source=request.getClientAddress().host)
+        gone = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+        d = self.dm.respond(request.content.read(), request.getHeader("content-type"),
+                            token=token, hmac_header=request.getHeader(auth.HMAC_HEADER),
+                            source=request.getClientAddress().host)
+        d.addErrback(self._failed)
+        d.addCallback(self._write, request, gone)
+        return server.NOT_DONE_YET
+
+    def _failed(self, failure):
+        """What ``handle`` did not turn into an answer itself (the store thread stopped...)."""
+        log.error("DM request failed: %s", failure.getTraceback())
+        return _refuse(500, "internal error")
+
+    @staticmethod
+    def _write(answer, request, gone):
+        if gone:
+            log.info("DM client hung up before its answer (HTTP %d) was ready", answer.code)
+            return
         request.setResponseCode(answer.code)
         request.setHeader(b"content-type", answer.content_type.encode())
         request.setHeader(b"cache-control", b"private")
         for name, value in answer.headers.items():
             request.setHeader(name.encode(), value.encode())
-        return answer.body
+        request.write(answer.body)
+        request.finish()
 
     def render_GET(self, request):
         request.setResponseCode(405)

@@ -1,5 +1,10 @@
 """The DM session engine's Backend, on the store: device accounts, the work
-a device should do, and what it answered (dmwsi.dm.work.Backend)."""
+a device should do, and what it answered (dmwsi.dm.work.Backend).
+
+Its calls are synchronous store calls; the DM server makes them on the store
+thread (dmwsi.store.thread), never on the reactor. A target a device's
+session finishes is announced (its pushes enqueued, the target marked
+announced) in the transaction that records it (dmwsi.jobs.announce)."""
 import logging
 import re
 
@@ -38,8 +43,10 @@ def alert_succeeded(data):
 
 
 class StoreBackend:
-    def __init__(self, store, config, on_event=None, on_pushes=None, view=None):
+    def __init__(self, store, config, on_event=None, on_pushes=None, view=None, on_requeued=None):
         self.store = store
+        #: called when targets went back to pending (the wake-up's expiry looks again)
+        self.on_requeued = on_requeued or (lambda: None)
         self.view = view or (lambda job: None)           # node filter of pushed results (OES7)
         self.dm = config["dm"]
         self.on_event = on_event or (lambda device_id, alert: None)
@@ -158,6 +165,7 @@ class StoreBackend:
                                 message=f"{reason} (after {target.attempts} attempts)")
         else:
             self.store.set_target_state(job_id, device_id, TARGET_PENDING, message=f"retrying: {reason}")
+            self.on_requeued()
         return True
 
     def recover(self, held_before=None, accepted_before=None, live=lambda device_id: False, batch=200):

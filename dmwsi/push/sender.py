@@ -1,10 +1,14 @@
 """Deliver the outbox (OES4): send due pushes to the consumers' callbacks.
 
-Runs on the reactor: a poll every ``[push] poll_interval`` seconds, on
-:meth:`PushSender.kick`, when a send finishes and when a backoff ends, takes
-``store.due_pushes()`` and hands each push to a dedicated thread pool
+Runs from the reactor: a poll every ``[push] poll_interval`` seconds, on
+:meth:`PushSender.kick`, when a send finishes and when a backoff ends, reads
+``store.due_pushes()`` on the store thread (dmwsi.store.thread: the
+reactor never waits on the database; the server's one, or the sender's own
+when it runs alone) and hands each push to a dedicated thread pool
 (``[push] max_in_flight`` threads), so a slow consumer never blocks the
-reactor. A push is sent with a zeep client built from our callback WSDL,
+reactor. One poll at a time (a poll asked for while one is reading runs
+again after it), and a push that settled while a poll was reading is not
+started from that read: it may predate the settlement. A push is sent with a zeep client built from our callback WSDL,
 its address overridden by the push's callback URL; one client per pool
 thread. Then, in the same pool thread:
 
@@ -42,6 +46,7 @@ from zeep.transports import Transport
 
 from dmwsi.config import ConfigError
 from dmwsi.contract.payload import PayloadError, callback_contract, decode
+from dmwsi.store.thread import StoreThread
 from dmwsi.store.base import NotFound
 from dmwsi.contract import CALLBACK_WSDL
 
@@ -111,10 +116,14 @@ class PushSender:
     """Sends the outbox. ``start``/``stop``/``poll`` run on the reactor
     thread; ``kick`` may be called from any thread."""
 
-    def __init__(self, store, settings, reactor=None, *, plugins=None, wsdl=CALLBACK_WSDL, rand=random.random):
+    def __init__(self, store, settings, reactor=None, *, plugins=None, wsdl=CALLBACK_WSDL, rand=random.random,
+                 store_thread=None):
         if reactor is None:
             from twisted.internet import reactor
         self.store = store
+        #: where the outbox is read; a sender without the server's gets its own
+        self._own_store_thread = store_thread is None
+        self.store_thread = StoreThread(reactor, "push-store") if store_thread is None else store_thread
         self.settings = check_settings(settings)
         self.reactor = reactor
         #: zeep plugins applied to every push: the seam for signing pushes.
@@ -129,6 +138,9 @@ class PushSender:
         self._loop = task.LoopingCall(self.poll)
         self._loop.clock = reactor
         self._kicked = False
+        self._polling = False       # a poll is reading the outbox (reactor thread)
+        self._poll_again = False
+        self._settled_during_read = set()   # ids settled since the current read began
         self._timers = set()
         self._local = threading.local()
         self._held = {}             # stream -> ids of held-back pushes (pool threads, under _held_lock)
@@ -144,6 +156,8 @@ class PushSender:
         if self.running:
             return
         self.running = True
+        if self._own_store_thread:
+            self.store_thread.start()
         self._pool.start()
         self._loop.start(self.settings["poll_interval"], now=True)
 
@@ -162,6 +176,8 @@ class PushSender:
 
         def stop_pool(_):
             self._pool.stop()
+            if self._own_store_thread:
+                self.store_thread.stop()
         return pending.addBoth(stop_pool)
 
     def kick(self):
@@ -180,26 +196,39 @@ class PushSender:
     # --- polling (reactor thread) -------------------------------------------------------
 
     def poll(self):
-        """Start sends for due pushes, up to max_in_flight at once."""
+        """Start sends for due pushes, up to max_in_flight at once -> Deferred
+        (None when a poll is already reading: it reads again when done)."""
         if not self.running:
-            return
+            return None
+        if self._polling:
+            self._poll_again = True
+            return None
+        self._polling = True
+        return self._poll()
+
+    @defer.inlineCallbacks
+    def _poll(self):
         try:
-            self._poll()
+            again = True
+            while again and self.running:
+                self._poll_again = False
+                self._settled_during_read = set()
+                free = self.settings["max_in_flight"] - len(self.in_flight)
+                if free <= 0:
+                    return
+                # At most len(in_flight) of the first max_in_flight due rows are in flight.
+                due = yield self.store_thread.run(self.store.due_pushes, _utcnow(),
+                                                  limit=len(self.in_flight) + free)
+                for push in due:
+                    if not self.running or len(self.in_flight) >= self.settings["max_in_flight"]:
+                        break
+                    if push.delivery_id not in self.in_flight and push.delivery_id not in self._settled_during_read:
+                        self._start(push)
+                again = self._poll_again
         except Exception:   # a store hiccup must not kill the LoopingCall
             log.exception("push poll failed")
-
-    def _poll(self):
-        free = self.settings["max_in_flight"] - len(self.in_flight)
-        if free <= 0:
-            return
-        # At most len(in_flight) of the first max_in_flight due rows are in flight.
-        for push in self.store.due_pushes(_utcnow(), limit=len(self.in_flight) + free):
-            if push.delivery_id in self.in_flight:
-                continue
-            self._start(push)
-            free -= 1
-            if free == 0:
-                break
+        finally:
+            self._polling = False
 
     def _start(self, push):
         d = deferToThreadPool(self.reactor, self._pool, self._deliver, push)
@@ -219,6 +248,8 @@ class PushSender:
 
     def _done(self, _, delivery_id):
         self.in_flight.pop(delivery_id, None)
+        if self._polling:
+            self._settled_during_read.add(delivery_id)
         self.kick()     # a slot is free, and a held-back push may be ready
 
     # --- one delivery (pool thread) --------------------------------------------------------

@@ -24,9 +24,10 @@ from dmwsi.store.base import (
 from dmwsi.store.sqlite import SQLiteStore
 
 
-def open_store(path: str | os.PathLike, **options) -> Store:
-    """Open (creating and migrating as needed) the store at ``path``."""
-    return SQLiteStore(path, **options)
+def open_store(path: str | os.PathLike, busy_timeout: float = 10.0, **options) -> Store:
+    """Open (creating and migrating as needed) the store at ``path``;
+    ``busy_timeout``: seconds a write waits for another writer's lock."""
+    return SQLiteStore(path, busy_timeout=busy_timeout, **options)
 
 
 __all__ = [

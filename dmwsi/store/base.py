@@ -269,6 +269,23 @@ class Store(abc.ABC):
         IllegalTransition (nothing written)."""
 
     @abc.abstractmethod
+    def unannounced_targets(self, job_id: str, limit: int) -> list[str]:
+        """Up to ``limit`` device ids, sorted, of the job's targets in a final
+        state whose pushes have not been announced yet (see mark_announced).
+        Cheap however large the job: only the unannounced backlog is read."""
+
+    @abc.abstractmethod
+    def jobs_with_unannounced_targets(self) -> list[str]:
+        """Ids, sorted, of jobs with final targets not yet announced (e.g.
+        after a restart interrupted a batch of announcements)."""
+
+    @abc.abstractmethod
+    def mark_announced(self, job_id: str, device_ids: Iterable[str], *, now: datetime | None = None) -> None:
+        """Record that these final targets were announced (their pushes
+        enqueued); call it in the transaction that enqueues them.  Targets
+        not final, already announced or unknown are left as they are."""
+
+    @abc.abstractmethod
     def add_results(self, job_id: str, device_id: str, items: Iterable[ResultItem]) -> int:
         """Append result items for a target; returns how many. NotFound."""
 

@@ -22,6 +22,12 @@ from typing import Callable
 
 import sqlite_utils
 
+#: The final target states (records.TARGET_TERMINAL_STATES) as migration 7
+#: wrote them into its partial index.  Frozen text, like every released
+#: migration; the queries that should use the index repeat it verbatim,
+#: because SQLite uses a partial index only when the query has the same terms.
+FINAL_STATES_SQL = "('succeeded', 'failed', 'refused', 'cancelled', 'timedOut')"
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -288,6 +294,25 @@ END;
 CREATE INDEX job_targets_in_session ON job_targets(started_at) WHERE state = 'inSession';
 """
 
+def _announced_marker(db: sqlite_utils.Database) -> None:
+    # Before this version a final target was announced (its pushes enqueued)
+    # in the transaction that made it final, so every final target on file
+    # has been announced already; new ones are announced after their state
+    # change commits, in batches, and this column is what remembers it.
+    db.executescript(
+        f"""
+ALTER TABLE job_targets ADD COLUMN announced_at TEXT;
+UPDATE job_targets SET announced_at = coalesce(finished_at, '{_now_text()}')
+    WHERE state IN {FINAL_STATES_SQL};
+-- Partial: only final targets not yet announced, so it stays as small as
+-- the announcing backlog however large the jobs are.  Queries must repeat
+-- this WHERE (the planner matches the terms) to use it.
+CREATE INDEX job_targets_unannounced ON job_targets(job_id, device_id)
+    WHERE announced_at IS NULL AND state IN {FINAL_STATES_SQL};
+"""
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "core: devices, subscribers, groups, jobs, results, transaction log", _script(V1_CORE)),
     Migration(2, "result delivery: acknowledgements, outbox, event subscriptions", _script(V2_DELIVERY)),
@@ -295,6 +320,8 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "push outbox: per-stream (per-job) sequence numbers", _script(V4_PUSH_SEQUENCE)),
     Migration(5, "per-principal device aliases (OES6)", _script(V5_PRINCIPAL_ALIASES)),
     Migration(6, "legal target state changes only (trigger); in-session index", _script(V6_TARGET_TRANSITIONS)),
+    Migration(7, "announced marker on final targets (announced after the state change commits)",
+              _announced_marker),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -263,9 +263,11 @@ class SQLiteStore(Store):
         self,
         path: str | os.PathLike,
         *,
-        busy_timeout_ms: int = 10_000,
+        busy_timeout: float = 10.0,
         synchronous: str = "NORMAL",
     ):
+        """``busy_timeout``: seconds a statement waits for another
+        connection's write lock before failing (SQLITE_BUSY)."""
         path = os.fspath(path)
         if path == ":memory:" or path.startswith("file:"):
             # Each thread opens its own connection: a private in-memory
@@ -274,7 +276,9 @@ class SQLiteStore(Store):
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"bad synchronous mode {synchronous!r}")
         self.path = path
-        self._busy_timeout_ms = int(busy_timeout_ms)
+        if not busy_timeout >= 0:
+            raise ValueError(f"busy_timeout must be a non-negative number of seconds, not {busy_timeout!r}")
+        self._busy_timeout_ms = int(busy_timeout * 1000)
         # NORMAL in WAL mode: committed data survives an application crash;
         # an OS crash/power loss may lose the last transactions.
         self._synchronous = synchronous.upper()
@@ -912,6 +916,40 @@ class SQLiteStore(Store):
             sql += " AND started_at < ?"
             params.append(_ts(started_before))
         return [_target(r) for r in self._conn.execute(sql + " ORDER BY started_at, job_id, device_id", params)]
+
+    _UNANNOUNCED_SQL = (
+        # Spelled as migration 7's partial index, so that index answers it.
+        f"announced_at IS NULL AND state IN {migrations.FINAL_STATES_SQL}"
+    )
+
+    def unannounced_targets(self, job_id: str, limit: int) -> list[str]:
+        _check_limit(limit)
+        return [
+            r[0]
+            for r in self._conn.execute(
+                f"SELECT device_id FROM job_targets INDEXED BY job_targets_unannounced "
+                f"WHERE job_id = ? AND {self._UNANNOUNCED_SQL} ORDER BY device_id LIMIT ?",
+                (job_id, limit),
+            )
+        ]
+
+    def jobs_with_unannounced_targets(self) -> list[str]:
+        return [
+            r[0]
+            for r in self._conn.execute(
+                f"SELECT DISTINCT job_id FROM job_targets INDEXED BY job_targets_unannounced "
+                f"WHERE {self._UNANNOUNCED_SQL} ORDER BY job_id"
+            )
+        ]
+
+    def mark_announced(self, job_id: str, device_ids: Iterable[str], *, now: datetime | None = None) -> None:
+        now_s = _ts(now or _utcnow())
+        with self.transaction():
+            self._conn.executemany(
+                f"UPDATE job_targets SET announced_at = ? WHERE job_id = ? AND device_id = ? "
+                f"AND {self._UNANNOUNCED_SQL}",
+                ((now_s, job_id, d) for d in device_ids),
+            )
 
     def set_target_state(
         self, job_id: str, device_id: str, state: str, *, now: datetime | None = None, **fields_: Any

@@ -1,5 +1,12 @@
 """Spyne model classes generated from the contract (dmwsi.contract): the
-SOAP edge's view of the types; nothing here types a field twice."""
+SOAP edge's view of the types; nothing here types a field twice.
+
+Every facet the reader supports is carried over (string lengths and pattern,
+integer bounds, enumerations), and so are nillable, default and the
+occurrence bounds, so spyne's own picture of the interface says what the
+contract says (tests/contract compares the two). Requests are validated
+against the authored XSD itself (dmwsi.contract.schema), not against these.
+"""
 from spyne import ComplexModel
 from spyne.model.binary import ByteArray
 from spyne.model.enum import Enum
@@ -14,6 +21,20 @@ BUILTINS = {
     "boolean": Boolean,
     "dateTime": DateTime,
     "base64Binary": ByteArray,
+}
+
+# XSD facet -> spyne constraint (xs:length is both bounds).
+FACETS = {
+    "minLength": ("min_len",), "maxLength": ("max_len",), "length": ("min_len", "max_len"), "pattern": ("pattern",),
+    "minInclusive": ("ge",), "maxInclusive": ("le",), "minExclusive": ("gt",), "maxExclusive": ("lt",),
+}
+
+# An element default (reader.DEFAULT_BASES) as the value spyne hands over when the element is absent.
+DEFAULTS = {
+    "string": str,
+    "int": int,
+    "long": int,
+    "boolean": lambda text: {"true": True, "1": True, "false": False, "0": False}[text],
 }
 
 
@@ -32,10 +53,8 @@ class ModelFactory:
             if name not in BUILTINS:
                 raise ContractError(f"unsupported built-in type xs:{name}")
             model = BUILTINS[name]
-        elif qname in self.contract.enums:
-            # spyne's Enum (unlike Unicode(values=...)) stays one named simpleType when customized.
-            model = Enum(*self.contract.enums[qname], type_name=name)
-            model.__namespace__ = ns
+        elif qname in self.contract.simple_types:
+            model = self._simple(self.contract.simple_types[qname])
         elif qname in self.contract.complex_types:
             model = ComplexModel.produce(namespace=ns, type_name=name, members={})
             self._models[qname] = model  # registered before members: types may refer to themselves
@@ -46,9 +65,30 @@ class ModelFactory:
         self._models[qname] = model
         return model
 
+    def _simple(self, simple):
+        ns, name = simple.name
+        if simple.enumerations:
+            # spyne's Enum (unlike Unicode(values=...)) stays one named simpleType when customized.
+            model = Enum(*simple.enumerations, type_name=name)
+        else:
+            constraints = {}
+            for facet, value in simple.facets.items():
+                for key in FACETS[facet]:
+                    constraints[key] = value
+            model = BUILTINS[simple.base[1]].customize(type_name=name, **constraints)
+        model.__namespace__ = ns
+        return model
+
     def field_model(self, f):
-        return self.model(f.type).customize(
-            min_occurs=f.min_occurs, max_occurs=f.max_occurs, nillable=False)
+        options = dict(min_occurs=f.min_occurs, max_occurs=f.max_occurs, nillable=f.nillable)
+        if f.default is not None:
+            options["default"] = self._default(f)
+        return self.model(f.type).customize(**options)
+
+    def _default(self, f):
+        # The reader allows defaults only on DEFAULTS' bases; the XSD build (dmwsi.contract.schema) checks the value.
+        base = self.contract.simple_types[f.type].base if f.type in self.contract.simple_types else f.type
+        return DEFAULTS[base[1]](f.default.strip())
 
     def members(self, element_qname):
         """(name, spyne type) for each field of a wrapper element."""

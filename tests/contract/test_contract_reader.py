@@ -60,13 +60,13 @@ def test_callback_contract_builds_services():
 
 def test_reader_refuses_constructs_outside_the_subset(tmp_path):
     xsd = tmp_path / "bad.xsd"
-    xsd.write_text("""<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:t"
+    xsd.write_text("""<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:t" elementFormDefault="qualified"
         xmlns:tns="urn:t"><xs:complexType name="T"><xs:choice><xs:element name="a" type="xs:string"/>
         </xs:choice></xs:complexType></xs:schema>""")
     wsdl = tmp_path / "bad.wsdl"
     wsdl.write_text(f"""<wsdl:definitions xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/"
         xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:t">
         <wsdl:types><xs:schema targetNamespace="urn:t"><xs:include schemaLocation="bad.xsd"/></xs:schema></wsdl:types>
-        <wsdl:portType name="P"/><wsdl:service name="S"/></wsdl:definitions>""")
-    with pytest.raises(ContractError, match="only xs:sequence"):
+        <wsdl:portType name="P"/><wsdl:binding name="B" type="P"/><wsdl:service name="S"/></wsdl:definitions>""")
+    with pytest.raises(ContractError, match=r"bad\.xsd:2: xs:choice in xs:complexType is not supported"):
         load_contract(wsdl)

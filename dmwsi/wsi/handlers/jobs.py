@@ -88,14 +88,12 @@ def cancel_job(call, request):
     job = own_job_or_fault(call, request["jobId"])
     if job.state in records.JOB_TERMINAL_STATES:
         raise DmwsiFault("JobNotCancellable", f"job {job.job_id} is already {job.state}", element="jobId")
-    with store.transaction():
-        cancelled, _finished = store.cancel_job(job.job_id)
-        job = store.get_job(job.job_id)
-        if job.state in records.JOB_TERMINAL_STATES:
-            announce.job_ended(store, job, call.services.result_view)
-        else:                           # devices still in session finish the job later
-            announce.closed_by_server(store, job, call.services.result_view)
-    call.services.pushes_queued()
+    # The state change commits alone (one UPDATE however many devices); the
+    # cancelled devices' pushes, then the job's closing ones, are enqueued
+    # after it in short batches by the announcer (dmwsi.jobs.announce).
+    cancelled, _finished = store.cancel_job(job.job_id)
+    job = store.get_job(job.job_id)
+    call.services.announcer.kick()
     return {"jobId": job.job_id, "state": job_state(job), "cancelled": cancelled}
 
 
