@@ -137,16 +137,6 @@ class Subscriber:
 
 
 @dataclass
-class Group:
-    name: str
-    owner: str
-    #: None for a static group (stored members); clauses for a dynamic one.
-    selector: list[Clause] | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-
-@dataclass
 class Job:
     principal: str
     operation: str
@@ -168,7 +158,8 @@ class Job:
 
 @dataclass
 class Command:
-    """A management command common to every target of a job."""
+    """A management command of a job: common to its targets, or one of a
+    target's own commands (JobTarget.commands)."""
 
     action: str  # Add, Replace, Delete, Get, Exec, Copy, ...
     uri: str | None = None
@@ -194,6 +185,10 @@ class JobTarget:
     message: str | None = None
     params: dict[str, Any] | None = None  # per-device parameters
     job_id: str | None = None  # filled when read back
+    #: The device's own commands, run instead of the job's (None: the job's).
+    #: Given to create_job; read back as WorkItem.commands and
+    #: DeviceResult.commands (a JobTarget read back leaves it None).
+    commands: list[Command] | None = None
 
 
 @dataclass
@@ -224,6 +219,9 @@ class DeviceResult:
     error_code: str | None = None
     message: str | None = None
     items: list[ResultItem] = field(default_factory=list)
+    #: The commands the device runs: its own, else the job's (what the
+    #: items' command_seq refer to).
+    commands: list[Command] = field(default_factory=list)
 
 
 @dataclass
@@ -232,7 +230,7 @@ class WorkItem:
 
     job: Job
     target: JobTarget
-    commands: list[Command]
+    commands: list[Command]  # the device's own, else the job's
 
 
 @dataclass(frozen=True)
@@ -268,7 +266,7 @@ class OutboxPush:
 
 @dataclass
 class Subscription:
-    """An event subscription (EI7).
+    """An event subscription (EI7), as event pushes address it.
 
     At most one of ``device_ids``, ``group`` and ``selector`` is set; none
     means every device (the service layer still applies the principal's

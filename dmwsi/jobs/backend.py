@@ -10,7 +10,7 @@ import re
 
 from dmwsi.dm.work import CommandSpec, DeviceAccount, WorkUnit
 from dmwsi.jobs import announce
-from dmwsi.records import (STATUS_AWAITING_ALERT, TARGET_FAILED, TARGET_OPEN_STATES, Command,
+from dmwsi.records import (STATUS_AWAITING_ALERT, TARGET_FAILED, TARGET_OPEN_STATES,
                                  TARGET_IN_SESSION, TARGET_PENDING, TARGET_SUCCEEDED, Device, LogEntry,
                                  ResultItem)
 
@@ -95,8 +95,7 @@ class StoreBackend:
     def claim_work(self, device_id):
         units = []
         for item in self.store.claim_targets(device_id):
-            own = (item.target.params or {}).get("commands")     # per-device parameters (bulk)
-            source = [Command(**c) for c in own] if own is not None else item.commands
+            source = item.commands          # the device's own (bulk), else the job's
             commands = [CommandSpec(
                 seq=c.seq, action=c.action, uri=c.uri, value=_text(c.value), format=c.format, type=c.type,
                 source_uri=c.source_uri,

@@ -1,7 +1,5 @@
 """Store results -> contract DeviceResult: command statuses, returned items,
 and the shapes some operations give them (depth-limited trees, inventory)."""
-from dmwsi.records import Command
-
 STATE_SUFFIX = "?list="
 DEPLOYED = "./SCOMO/Inventory/Deployed/"
 COMPONENT_FIELDS = {"ID": "componentId", "Name": "name", "Version": "version", "PkgIDRef": "packageId",
@@ -12,13 +10,7 @@ COMPONENT_STATES = {"10": "inactive", "20": "active"}
 def device_result(store, job, row, job_commands=None, visible=None):
     """``job_commands``: the job's common commands, when the caller has them;
     ``visible(uri)``: whether the reader may see a node (OES7) - others are left out."""
-    target = store.get_target(job.job_id, row.device_id)
-    own = (target.params or {}).get("commands") if target else None   # bulk per-device commands
-    if own is not None:
-        commands = [Command(**c) for c in own]
-    else:
-        commands = job_commands if job_commands is not None else store.job_commands(job.job_id)
-    by_seq = {c.seq: c for c in commands}
+    by_seq = {c.seq: c for c in row.commands}      # the device's own commands, else the job's
     statuses, items = [], []
     for item in row.items:
         if item.format is None and item.value is None:          # a command's status row

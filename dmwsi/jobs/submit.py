@@ -68,14 +68,12 @@ def submit(services, request: JobRequest):
             continue
         seen.add(device_id)
         reason = request.refused.get(device_id) or (None if device_id in known else UNKNOWN_DEVICE)
-        params = None
-        if device_id in request.per_device:
-            params = {"commands": [_command_dict(c) for c in request.per_device[device_id]]}
-        if reason is None and params is None:
+        own = request.per_device.get(device_id)
+        if reason is None and own is None:
             targets.append(device_id)           # a bare id: the store's fast path for big batches
         else:
             targets.append(JobTarget(device_id=device_id, state=TARGET_REFUSED if reason else "pending",
-                                     refused_reason=reason, params=params))
+                                     refused_reason=reason, commands=own))
     # Work not done by notAfter (or within the default expiry) times out.
     start = max(datetime.now(timezone.utc), request.not_before or datetime.min.replace(tzinfo=timezone.utc))
     expires_at = request.not_after or start + timedelta(seconds=services.config["jobs"]["default_expiry"])
@@ -163,10 +161,6 @@ def _same_request_or_fault(existing, request):
         raise OperationError("DuplicateJob", f"jobId {request.client_job_id!r} is already used by another "
                          f"{existing.operation} request", element="jobId")
     return existing
-
-
-def _command_dict(command):
-    return {k: v for k, v in vars(command).items() if v is not None and k not in ("job_id",)}
 
 
 class SyncSlots:

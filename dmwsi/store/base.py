@@ -23,29 +23,31 @@ Conventions:
 from __future__ import annotations
 
 import abc
+import uuid
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
+from dmwsi.errors import DmwsiError
 from dmwsi.selector import Clause
 from dmwsi.records import (
+    TARGET_STATES,
+    TARGET_TERMINAL_STATES,
     Command,
     Device,
     DeviceResult,
-    Group,
     Job,
     JobTarget,
     LogEntry,
     OutboxPush,
     ResultItem,
     Subscriber,
-    Subscription,
     WakeTarget,
     WorkItem,
 )
 
 
-class StoreError(Exception):
+class StoreError(DmwsiError):
     """Base class of store errors."""
 
 
@@ -99,6 +101,10 @@ class SchemaError(StoreError):
 
 
 class Store(abc.ABC):
+    """The store interface.  The public methods with a body check and
+    normalise their arguments (the same for every implementation) and
+    leave the storage to the abstract ``_`` method beneath them."""
+
     # --- life cycle ---------------------------------------------------------
     @abc.abstractmethod
     def close(self) -> None: ...
@@ -123,7 +129,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def get_device(self, device_id: str) -> Device | None: ...
 
-    @abc.abstractmethod
     def find_device(
         self,
         *,
@@ -134,6 +139,15 @@ class Store(abc.ABC):
         alias: str | None = None,
     ) -> Device | None:
         """Look up by exactly one key; AmbiguousMatch if several devices match."""
+        keys = dict(msisdn=msisdn, imei=imei, imsi=imsi, subscriber_id=subscriber_id, alias=alias)
+        given = [(k, v) for k, v in keys.items() if v is not None]
+        if len(given) != 1:
+            raise TypeError("find_device takes exactly one of msisdn, imei, imsi, subscriber_id, alias")
+        return self._find_device(*given[0])
+
+    @abc.abstractmethod
+    def _find_device(self, field: str, value: str) -> Device | None:
+        """find_device by one Device field."""
 
     @abc.abstractmethod
     def select_devices(self, clauses: Iterable[Clause]) -> list[str]:
@@ -176,14 +190,8 @@ class Store(abc.ABC):
         selector groups are resolved each time they are used."""
 
     @abc.abstractmethod
-    def get_group(self, name: str) -> Group | None: ...
-
-    @abc.abstractmethod
     def group_members(self, name: str) -> list[str]:
         """Sorted member device ids. NotFound."""
-
-    @abc.abstractmethod
-    def delete_group(self, name: str) -> bool: ...
 
     # --- jobs ---------------------------------------------------------------
     @abc.abstractmethod
@@ -205,7 +213,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def find_job_by_client_id(self, principal: str, client_job_id: str) -> Job | None: ...
 
-    @abc.abstractmethod
     def list_jobs(
         self,
         principal: str | None = None,
@@ -218,6 +225,15 @@ class Store(abc.ABC):
         created_before: datetime | None = None,
     ) -> tuple[list[Job], str | None]:
         """Newest first; created_after inclusive, created_before exclusive."""
+        equal = _given(principal=principal, state=state, operation=operation)
+        return self._list_jobs(equal, created_after, created_before, after, check_limit(limit))
+
+    @abc.abstractmethod
+    def _list_jobs(
+        self, equal: dict[str, Any], created_after: datetime | None, created_before: datetime | None,
+        after: str | None, limit: int,
+    ) -> tuple[list[Job], str | None]:
+        """list_jobs with ``equal``: Job field -> required value."""
 
     @abc.abstractmethod
     def job_counts(self, job_id: str) -> dict[str, int]:
@@ -230,22 +246,19 @@ class Store(abc.ABC):
     def get_target(self, job_id: str, device_id: str) -> JobTarget | None: ...
 
     @abc.abstractmethod
-    def next_targets_for_device(self, device_id: str, now: datetime | None = None) -> list[WorkItem]:
-        """Pending targets of the device whose job is active, inside its
-        window and not expired; oldest job first. Read-only."""
-
-    @abc.abstractmethod
     def claim_targets(
         self, device_id: str, now: datetime | None = None, *, limit: int | None = None
     ) -> list[WorkItem]:
-        """Like next_targets_for_device but atomically moves them to
-        inSession (attempts+1, started_at), respecting job concurrency."""
+        """Atomically move the device's due targets (pending, job active,
+        inside its window and not expired; oldest job first) to inSession
+        (attempts+1, started_at), respecting job concurrency; each WorkItem
+        carries the commands the device runs (its own, else the job's)."""
 
     @abc.abstractmethod
     def wakeable_targets(
         self, now: datetime | None = None, *, after: str | None = None, limit: int = 1000
     ) -> list[WakeTarget]:
-        """Due pending targets (as next_targets_for_device), sorted by
+        """Due pending targets (as claim_targets takes them), sorted by
         device id, each with its job's free concurrency slots (None: no
         limit); page round the fleet with after=<last device id returned>."""
 
@@ -289,7 +302,6 @@ class Store(abc.ABC):
     def add_results(self, job_id: str, device_id: str, items: Iterable[ResultItem]) -> int:
         """Append result items for a target; returns how many. NotFound."""
 
-    @abc.abstractmethod
     def job_results(
         self,
         job_id: str,
@@ -301,9 +313,27 @@ class Store(abc.ABC):
         states: Iterable[str] | None = None,
         device_ids: Iterable[str] | None = None,
     ) -> tuple[list[DeviceResult], str | None]:
-        """Targets with their items, ordered by device_id: finished ones by
-        default, every one with include_unfinished, or those in ``states``;
-        ``device_ids`` narrows them to those devices (a few at a time)."""
+        """Targets with their items and the commands they run (their own,
+        else the job's), ordered by device_id: finished ones by default,
+        every one with include_unfinished, or those in ``states``;
+        ``device_ids`` narrows them to those devices (a few at a time).
+        A page costs the same few queries whatever its size. NotFound."""
+        if states is not None:
+            states = list(states)
+            bad = set(states) - set(TARGET_STATES)
+            if bad or not states:
+                raise ValueError(f"bad target state filter {sorted(bad) or states!r}")
+        elif not include_unfinished:
+            states = list(TARGET_TERMINAL_STATES)
+        devices = None if device_ids is None else list(device_ids)
+        return self._job_results(job_id, after, check_limit(limit), states, devices, unacknowledged_by)
+
+    @abc.abstractmethod
+    def _job_results(
+        self, job_id: str, after: str | None, limit: int, states: list[str] | None,
+        device_ids: list[str] | None, unacknowledged_by: str | None,
+    ) -> tuple[list[DeviceResult], str | None]:
+        """job_results of targets in ``states`` (None: every state)."""
 
     @abc.abstractmethod
     def acknowledge(
@@ -332,7 +362,6 @@ class Store(abc.ABC):
         returns the ids of jobs that became expired."""
 
     # --- outbox -------------------------------------------------------------
-    @abc.abstractmethod
     def enqueue_push(
         self,
         principal: str,
@@ -349,6 +378,22 @@ class Store(abc.ABC):
         """Queue a push, due now; returns its delivery id. ``stream`` and
         ``sequence`` (both or neither) number the push in its stream (see
         next_push_sequence); a used (stream, sequence) -> ConflictError."""
+        if (stream is None) != (sequence is None):
+            raise TypeError("enqueue_push takes both stream and sequence, or neither")
+        if sequence is not None and (not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 1):
+            raise ValueError("sequence must be a positive integer")
+        now = now or datetime.now(timezone.utc)
+        push = OutboxPush(
+            delivery_id=delivery_id or uuid.uuid4().hex, principal=principal, callback_url=callback_url,
+            operation=operation, payload=payload, job_id=job_id, created_at=now, next_attempt_at=now,
+            stream=stream, sequence=sequence,
+        )
+        self._insert_push(push)
+        return push.delivery_id
+
+    @abc.abstractmethod
+    def _insert_push(self, push: OutboxPush) -> None:
+        """Write a new push (enqueue_push checked it)."""
 
     @abc.abstractmethod
     def next_push_sequence(self, stream: str) -> int:
@@ -381,27 +426,10 @@ class Store(abc.ABC):
     def mark_failed(self, delivery_id: str, error: str, next_attempt_at: datetime | None) -> None:
         """Record a failed attempt; next_attempt_at=None abandons the push."""
 
-    # --- subscriptions ------------------------------------------------------
-    @abc.abstractmethod
-    def add_subscription(self, subscription: Subscription, *, now: datetime | None = None) -> Subscription: ...
-
-    @abc.abstractmethod
-    def remove_subscription(self, subscription_id: str, principal: str | None = None) -> bool: ...
-
-    @abc.abstractmethod
-    def list_subscriptions(
-        self, principal: str | None = None, event_id: str | None = None
-    ) -> list[Subscription]: ...
-
-    @abc.abstractmethod
-    def subscriptions_for_event(self, device_id: str, event_id: str) -> list[Subscription]:
-        """Subscriptions whose event and device selection match."""
-
     # --- transaction log (append-only) -------------------------------------
     @abc.abstractmethod
     def append_log(self, entry: LogEntry) -> int: ...
 
-    @abc.abstractmethod
     def query_log(
         self,
         job_id: str | None = None,
@@ -417,3 +445,25 @@ class Store(abc.ABC):
         subscriber_id: str | None = None,
     ) -> tuple[list[LogEntry], str | None]:
         """Oldest first; since inclusive, until exclusive."""
+        equal = _given(job_id=job_id, device_id=device_id, principal=principal, operation=operation,
+                       subscriber_id=subscriber_id, success=None if success is None else bool(success))
+        return self._query_log(equal, since, until, after, check_limit(limit))
+
+    @abc.abstractmethod
+    def _query_log(
+        self, equal: dict[str, Any], since: datetime | None, until: datetime | None, after: str | None,
+        limit: int,
+    ) -> tuple[list[LogEntry], str | None]:
+        """query_log with ``equal``: LogEntry field -> required value."""
+
+
+def check_limit(limit: int) -> int:
+    """A page size: a positive integer (ValueError otherwise)."""
+    if not isinstance(limit, int) or limit < 1:
+        raise ValueError("limit must be a positive integer")
+    return limit
+
+
+def _given(**filters: Any) -> dict[str, Any]:
+    """The filters a caller gave (None: not filtered on)."""
+    return {k: v for k, v in filters.items() if v is not None}

@@ -313,6 +313,37 @@ CREATE INDEX job_targets_unannounced ON job_targets(job_id, device_id)
     )
 
 
+V8_DEVICE_COMMANDS = """
+-- A target's own commands (bulk jobs with per-device commands), run instead
+-- of the job's common ones; read page by page with one range scan.
+CREATE TABLE device_commands (
+    job_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    uri TEXT,
+    value,
+    format TEXT,
+    type TEXT,
+    source_uri TEXT,
+    correlator TEXT,
+    PRIMARY KEY (job_id, device_id, seq),
+    FOREIGN KEY (job_id, device_id) REFERENCES job_targets(job_id, device_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+-- Until now they were JSON in the target's params ({"commands": [...]},
+-- numbered by their "seq", else by position); move them and drop the JSON.
+INSERT INTO device_commands (job_id, device_id, seq, action, uri, value, format, type, source_uri, correlator)
+SELECT t.job_id, t.device_id, coalesce(json_extract(c.value, '$.seq'), c.key + 1),
+       json_extract(c.value, '$.action'), json_extract(c.value, '$.uri'), json_extract(c.value, '$.value'),
+       json_extract(c.value, '$.format'), json_extract(c.value, '$.type'),
+       json_extract(c.value, '$.source_uri'), json_extract(c.value, '$.correlator')
+FROM job_targets t, json_each(t.params, '$.commands') c
+WHERE json_type(t.params, '$.commands') = 'array';
+UPDATE job_targets
+SET params = nullif(json_remove(params, '$.commands'), '{}')
+WHERE json_type(params, '$.commands') IS NOT NULL;
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "core: devices, subscribers, groups, jobs, results, transaction log", _script(V1_CORE)),
     Migration(2, "result delivery: acknowledgements, outbox, event subscriptions", _script(V2_DELIVERY)),
@@ -322,6 +353,8 @@ MIGRATIONS: list[Migration] = [
     Migration(6, "legal target state changes only (trigger); in-session index", _script(V6_TARGET_TRANSITIONS)),
     Migration(7, "announced marker on final targets (announced after the state change commits)",
               _announced_marker),
+    Migration(8, "per-device commands as rows (device_commands), moved out of target params JSON",
+              _script(V8_DEVICE_COMMANDS)),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

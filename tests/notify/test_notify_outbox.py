@@ -110,7 +110,7 @@ def test_rolled_back_transaction_leaves_no_push_and_no_gap(store):
 
 def test_events_and_diagnostics(store):
     job = make_job(store, CB, devices=["d1"])
-    sub = store.add_subscription(Subscription("ops", "1226", "http://127.0.0.1:9/events"))
+    sub = Subscription("ops", "1226", "http://127.0.0.1:9/events", subscription_id="sub-1")
     publisher = PushPublisher(store)
     e1 = publisher.event_occurred(sub, "1226", occurred_at=T, device_id="d1", mark="critical",
                                   data=[{"uri": "./FwUpdate/State", "value": "50"}])

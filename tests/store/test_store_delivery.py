@@ -1,12 +1,11 @@
-"""Push outbox and event subscriptions."""
+"""Push outbox."""
 
 import pytest
 
-from dmwsi.selector import SelectorError, parse_selector
 from dmwsi.store import ConflictError, NotFound
-from dmwsi.records import Device, Job, Subscription
+from dmwsi.records import Job
 
-from .conftest import T0, at
+from .conftest import at
 
 
 def test_push_life_cycle(store):
@@ -65,54 +64,6 @@ def test_result_and_push_in_one_transaction(store):
         completed = store.set_target_state(job.job_id, "d1", "succeeded")
         store.enqueue_push("op", "https://cb", "DeviceResult", {"d": 1}, job_id=job.job_id, now=at(0))
     assert completed and len(store.due_pushes(at(10_000))) == 1
-
-
-def test_subscriptions_add_list_remove(store, devices):
-    s1 = store.add_subscription(Subscription("ext", "1226", "https://a", include_data=True, device_ids=["dev-a"]), now=T0)
-    s2 = store.add_subscription(Subscription("ops", "*", "https://b"), now=at(1))
-    assert s1.subscription_id and s1.created_at == T0
-    assert store.list_subscriptions() == [s1, s2]
-    assert store.list_subscriptions(principal="ext") == [s1]
-    assert store.list_subscriptions(event_id="1226") == [s1]
-    assert store.remove_subscription(s1.subscription_id, principal="ops") is False  # not theirs
-    assert store.remove_subscription(s1.subscription_id, principal="ext") is True
-    assert store.remove_subscription(s1.subscription_id) is False
-    assert store.list_subscriptions() == [s2]
-
-
-def test_subscription_validation(store, devices):
-    with pytest.raises(ValueError):
-        store.add_subscription(Subscription("p", "e", "u", device_ids=["dev-a"], group="g"))
-    with pytest.raises(SelectorError):
-        store.add_subscription(Subscription("p", "e", "u", selector=[("Colour", "=", "x")]))
-    with pytest.raises(NotFound):
-        store.add_subscription(Subscription("p", "e", "u", group="no-such-group"))
-    assert store.list_subscriptions() == []
-
-
-def test_subscriptions_for_event_match_device_selection(store, devices):
-    store.define_group("static", "op", members=["dev-b"])
-    store.define_group("dynamic", "op", selector=parse_selector("Man=Other"))
-    by_id = store.add_subscription(Subscription("p", "1226", "u", device_ids=["dev-a", "dev-c"]))
-    by_group = store.add_subscription(Subscription("p", "1226", "u", group="static"))
-    by_dyn = store.add_subscription(Subscription("p", "1226", "u", group="dynamic"))
-    by_sel = store.add_subscription(Subscription("p", "1226", "u", selector=parse_selector("FwV>=2")))
-    everyone = store.add_subscription(Subscription("p", "*", "u"))
-    other_event = store.add_subscription(Subscription("p", "1223", "u"))
-
-    def ids(device, event="1226"):
-        return {s.subscription_id for s in store.subscriptions_for_event(device, event)}
-
-    assert ids("dev-a") == {by_id.subscription_id, everyone.subscription_id}
-    assert ids("dev-b") == {by_group.subscription_id, everyone.subscription_id}
-    assert ids("dev-c") == {by_id.subscription_id, by_sel.subscription_id, everyone.subscription_id}
-    assert ids("dev-d") == {by_dyn.subscription_id, by_sel.subscription_id, everyone.subscription_id}
-    assert ids("unregistered") == {everyone.subscription_id}
-    assert ids("dev-a", "1223") == {everyone.subscription_id, other_event.subscription_id}
-    # Dynamic groups and selectors follow device changes.
-    store.upsert_device(Device("dev-a", man="Other", fwv="3"))
-    assert ids("dev-a") == {by_id.subscription_id, by_dyn.subscription_id, by_sel.subscription_id,
-                            everyone.subscription_id}
 
 
 def test_push_sequence_per_stream(store):

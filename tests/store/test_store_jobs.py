@@ -149,7 +149,7 @@ def test_job_with_100000_targets(store):
     targets = [f"IMEI:{350000000000000 + i}" for i in range(100_000)]
     job = make_job(store, targets=targets)
     assert store.job_counts(job.job_id)["pending"] == 100_000
-    assert store.next_targets_for_device(targets[-1], at(1))[0].job.job_id == job.job_id
+    assert store.claim_targets(targets[-1], at(1))[0].job.job_id == job.job_id
 
 
 def test_get_missing(store):
@@ -219,7 +219,7 @@ def test_cursors_are_checked(store):
 # --- work for a device -------------------------------------------------------------
 
 
-def test_next_targets_respects_window_expiry_and_job_state(store):
+def test_due_targets_respect_window_expiry_and_job_state(store):
     early = make_job(store, ["d1"], now=at(0))
     windowed = make_job(store, ["d1"], now=at(1), not_before=at(10), not_after=at(20))
     expiring = make_job(store, ["d1"], now=at(2), expires_at=at(15))
@@ -227,17 +227,20 @@ def test_next_targets_respects_window_expiry_and_job_state(store):
     store.cancel_job(cancelled.job_id)
     other = make_job(store, ["d2"], now=at(4))
 
-    def due(minute):
-        return [w.job.job_id for w in store.next_targets_for_device("d1", at(minute))]
+    def due(minute, device="d1"):
+        return {w.job_id for w in store.wakeable_targets(at(minute)) if w.device_id == device}
 
-    assert due(5) == [early.job_id, expiring.job_id]
-    assert due(10) == [early.job_id, windowed.job_id, expiring.job_id]
-    assert due(15) == [early.job_id, windowed.job_id]
-    assert due(20) == [early.job_id]
-    item = store.next_targets_for_device("d1", at(10))[1]
-    assert item.target.device_id == "d1" and [c.uri for c in item.commands] == ["./DevInfo/Man", "./DevInfo/Mod"]
+    assert due(5) == {early.job_id, expiring.job_id}
+    assert due(10) == {early.job_id, windowed.job_id, expiring.job_id}
+    assert due(15) == {early.job_id, windowed.job_id}
+    assert due(20) == {early.job_id}
     assert store.get_target(early.job_id, "d1").state == "pending"  # read-only
-    assert [w.job.job_id for w in store.next_targets_for_device("d2", at(5))] == [other.job_id]
+    assert due(5, "d2") == {other.job_id}
+    # Claiming takes the same due targets, oldest job first.
+    claimed = store.claim_targets("d1", at(10))
+    assert [w.job.job_id for w in claimed] == [early.job_id, windowed.job_id, expiring.job_id]
+    item = claimed[1]
+    assert item.target.device_id == "d1" and [c.uri for c in item.commands] == ["./DevInfo/Man", "./DevInfo/Mod"]
 
 
 def test_claim_moves_targets_to_in_progress_once(store):

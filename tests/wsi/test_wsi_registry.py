@@ -3,6 +3,8 @@ on a real server and store (ES9, ES12, OM1)."""
 import pytest
 from zeep.exceptions import Fault
 
+from dmwsi.store import NotFound
+
 from tests.conftest import fault_code as code
 
 
@@ -95,4 +97,5 @@ def test_group_errors_change_nothing(client, server):
     with pytest.raises(Fault) as info:
         client.service.DefineDeviceGroup(name="g")
     assert code(info.value) == "InvalidArgument"
-    assert server.store.get_group("g") is None
+    with pytest.raises(NotFound):
+        server.store.group_members("g")
