@@ -38,6 +38,9 @@ class Services:
         self.sync_slots = SyncSlots(config["jobs"]["sync_slots"])
         self.dm_server = None     # set by the host
         self.wakeup = None
+        #: dmwsi.jobs.announce.Announcer (set by the host); ``kick()`` after a
+        #: committed state change closed targets whose pushes are still to enqueue.
+        self.announcer = None
         #: dmwsi.push.sender.PushSender (set by the host); call
         #: ``pusher.kick()`` after committing pushes to send them at once.
         self.pusher = None

@@ -1,7 +1,6 @@
 """Jobs: status, results, acknowledging results, listing, cancelling (OES10, EI10, CC4)."""
 from datetime import datetime, timezone
 
-from dmwsi.jobs import announce
 from dmwsi import records
 from dmwsi.wsi.faults import DmwsiFault
 from dmwsi.wsi.handlers.common import job_or_fault, own_job_or_fault, page_size, sees_all_jobs, store_errors
