@@ -10,12 +10,13 @@ from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, read
 from twisted.web.http_headers import Headers
 
 from dmwsi.dm.wbxml import NOTIFICATION
+from dmwsi.errors import DmwsiError
 
 log = logging.getLogger(__name__)
 
 
-class NotificationFailed(Exception):
-    pass
+class NotificationFailed(DmwsiError):
+    """The device's notification URL refused package 0 or could not be reached."""
 
 
 class LogNotifier:

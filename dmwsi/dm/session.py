@@ -15,7 +15,9 @@ from dmwsi.dm import auth, codes
 from dmwsi.dm.message import (AUTH_BASIC, AUTH_MAC, AUTH_MD5, Add, Alert, Atomic, Chal, Copy, Cred,
                               Delete, Exec, Get, Item, Message, Meta, Replace, Sequence,
                               Status, SyncHdr, UnknownCommand, serialize)
-from dmwsi.dm.work import CommandOutcome, GenericAlert, ResultItem
+from dmwsi.dm.packing import LargeObject, fitting
+from dmwsi.dm.work import CommandOutcome, GenericAlert
+from dmwsi.records import ResultItem
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,8 @@ SCHEME_TYPES = {"basic": AUTH_BASIC, "md5": AUTH_MD5, "hmac": AUTH_MAC}
 # Bytes kept free under the device's MaxMsgSize: WBXML/XML encoding
 # differences and the message id growing by a digit never push us over.
 SIZE_MARGIN = 256
+# A large object's piece shorter than this means the message is all overhead: refused (413) instead.
+MIN_PIECE = 64
 NOT_EXECUTED = {0, codes.StatusCode.NOT_EXECUTED, 401, 407}   # device refused before running
 DEVICE_MAY_SEND = ("Alert", "Replace", "Results", "Status")
 SESSION_ALERTS = (codes.AlertCode.SERVER_INITIATED_MGMT, codes.AlertCode.CLIENT_INITIATED_MGMT)
@@ -62,10 +66,9 @@ class _Out:
 
 @dataclass
 class _Chunk:
-    """An outgoing large object: one command, its data split over messages."""
+    """An outgoing large object: one command, its data sent over several messages."""
     out: _Out
-    chunks: list
-    next: int = 0
+    data: LargeObject
 
 
 @dataclass
@@ -413,11 +416,11 @@ class Session:
                          inner_seqs=[o.seq for o in outs])]
         return outs
 
-    def _command(self, spec):
-        cls = COMMAND_TYPES[spec.action]
-        meta = Meta(format=spec.format, type=spec.type) if (spec.format or spec.type) else None
-        item = Item(target=spec.uri, source=spec.source_uri, data=spec.value, meta=meta)
-        kwargs = {"correlator": spec.correlator} if cls is Exec else {}
+    def _command(self, command):
+        cls = COMMAND_TYPES[command.action]
+        meta = Meta(format=command.format, type=command.type) if (command.format or command.type) else None
+        item = Item(target=command.uri, source=command.source_uri, data=command.value, meta=meta)
+        kwargs = {"correlator": command.correlator} if cls is Exec else {}
         return cls(items=[item], **kwargs)
 
     def _requeue(self, unit_index):
@@ -454,22 +457,19 @@ class Session:
     def _next_part(self, statuses):
         """Commands for the next server message: as many whole commands as
         fit the device's MaxMsgSize; one that cannot fit alone goes out as a
-        large object, chunk by chunk (§4, §5). Returns (outs, final)."""
-        if self.chunk is not None:
-            return self._next_chunk()
+        large object, piece by piece (§4, §5). Returns (outs, final)."""
         budget = self.device_max_msg_size - SIZE_MARGIN
-        placed = []
+        if self.chunk is not None:
+            return self._next_chunk(statuses, budget)
         while self.outgoing:
-            if self._size(statuses, placed + self.outgoing[:1]) <= budget:
-                placed.append(self.outgoing.pop(0))
-                continue
-            if placed:
-                break
-            out = self.outgoing.pop(0)
-            chunked = self._start_chunk(out, statuses, budget)
+            n = fitting(len(self.outgoing), lambda n: self._size(statuses, self.outgoing[:n]) <= budget)
+            if n:
+                placed, self.outgoing = self.outgoing[:n], self.outgoing[n:]
+                return placed, not self.outgoing
+            chunked = self._start_chunk(self.outgoing.pop(0), statuses, budget)
             if chunked is not None:
                 return chunked
-        return placed, not self.outgoing and self.chunk is None
+        return [], True
 
     def _start_chunk(self, out, statuses, budget):
         command = out.command
@@ -478,27 +478,34 @@ class Session:
             return self._fail_unsendable(out, codes.StatusCode.REQUEST_ENTITY_TOO_LARGE)
         if self.device_max_obj_size and len(item.data) > self.device_max_obj_size:
             return self._fail_unsendable(out, codes.StatusCode.REQUESTED_SIZE_TOO_BIG)
-        empty = replace(out, command=replace(command, items=[replace(item, data="", meta=item.meta or Meta(size=len(item.data)))]))
-        room = budget - self._size(statuses, [empty]) - 32 - len(str(len(item.data)))
-        if room < 64:
+        self.chunk = _Chunk(out, LargeObject(item.data))
+        chunked = self._next_chunk(statuses, budget)
+        if chunked is None:
+            self.chunk = None
             return self._fail_unsendable(out, codes.StatusCode.REQUEST_ENTITY_TOO_LARGE)
-        chunks = [item.data[i:i + room] for i in range(0, len(item.data), room)]
-        self.chunk = _Chunk(out, chunks)
-        return self._next_chunk()
+        return chunked
 
-    def _next_chunk(self):
+    def _next_chunk(self, statuses, budget):
+        """The large object's next piece, as much of it as fits beside
+        ``statuses``; None when not even a minimal piece fits."""
         ch = self.chunk
-        item = ch.out.command.items[0]
-        last = ch.next == len(ch.chunks) - 1
-        meta = item.meta
-        if ch.next == 0:
-            meta = replace(meta or Meta(), size=len(item.data))
-        part = replace(item, data=ch.chunks[ch.next], more_data=not last, meta=meta)
-        ch.next += 1
+        first = ch.data.first
+        piece = ch.data.next_piece(
+            lambda data, last: self._size(statuses, [self._piece(ch.out, data, first, last)]) <= budget,
+            minimum=MIN_PIECE)
+        if piece is None:
+            return None
+        last = ch.data.done
         if last:
             self.chunk = None
-        out = replace(ch.out, command=replace(ch.out.command, items=[part]), chunk_final=last)
-        return [out], last and not self.outgoing
+        return [self._piece(ch.out, piece, first, last)], last and not self.outgoing
+
+    @staticmethod
+    def _piece(out, data, first, last):
+        item = out.command.items[0]
+        meta = replace(item.meta or Meta(), size=len(item.data)) if first else item.meta
+        part = replace(item, data=data, more_data=not last, meta=meta)
+        return replace(out, command=replace(out.command, items=[part]), chunk_final=last)
 
     def _fail_unsendable(self, out, code):
         state = self.units[out.unit_index]

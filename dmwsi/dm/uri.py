@@ -10,10 +10,12 @@ authorized is the node the device receives.
 """
 from urllib.parse import unquote
 
+from dmwsi.errors import DmwsiError
+
 QUERIES = ("list", "prop")
 
 
-class BadUri(ValueError):
+class BadUri(DmwsiError, ValueError):
     """The URI is not a canonical OMA DM node URI; the message says why."""
 
 

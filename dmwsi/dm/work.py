@@ -2,7 +2,9 @@
 
 The engine knows nothing about jobs, SOAP or storage: it asks a ``Backend``
 for a device's account and pending work, and hands back what the device
-answered. ``dmwsi.jobs.backend`` implements it on the store.
+answered. ``dmwsi.jobs.backend`` implements it on the store. Commands and
+returned items are the records every layer uses (``dmwsi.records.Command``,
+``dmwsi.records.ResultItem``): one record per concept, no translation.
 """
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -24,41 +26,20 @@ class DeviceAccount:
 
 
 @dataclass
-class CommandSpec:
-    """One management command of a job, as the SOAP side queued it."""
-    seq: int
-    action: str
-    uri: str
-    value: str | None = None
-    format: str | None = None
-    type: str | None = None
-    source_uri: str | None = None   # Copy: the existing node
-    correlator: str | None = None   # Exec: matched by a later Generic Alert
-
-
-@dataclass
 class WorkUnit:
     """The commands one job wants run on one device, in one session."""
     job_id: str
-    commands: list
+    commands: list              # dmwsi.records.Command, values as text, Exec correlators as sent
     atomic: bool = False
     sequence: bool = False      # wrap in a DM Sequence (ignored when atomic)
     customer_care: bool = False
 
 
 @dataclass
-class ResultItem:
-    uri: str
-    value: str | None = None
-    format: str | None = None
-    type: str | None = None
-
-
-@dataclass
 class CommandOutcome:
     seq: int
     status: int | None = None           # None: the device never answered it
-    results: list = field(default_factory=list)
+    results: list = field(default_factory=list)    # dmwsi.records.ResultItem (uri, value, format, type)
 
 
 @dataclass

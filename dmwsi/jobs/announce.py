@@ -41,7 +41,7 @@ def target_finished(store, job_id, device_id, job_completed, view):
     if job.delivery_mode == DELIVERY_EACH:      # pull and collated jobs push nothing per device
         rows, _ = store.job_results(job_id, include_unfinished=True, device_ids=[device_id])
         if rows:
-            _push_result(store, job, rows[0], store.job_commands(job_id), view)
+            _push_result(store, job, rows[0], view)
     store.mark_announced(job_id, [device_id])
     if job_completed and not store.unannounced_targets(job_id, 1):
         outbox.job_completed(store, job)
@@ -49,13 +49,13 @@ def target_finished(store, job_id, device_id, job_completed, view):
     # announcer enqueues the job's closing pushes after them.
 
 
-def _push_result(store, job, row, commands, view):
+def _push_result(store, job, row, view):
     """Push one device's result of an ``each`` job, as its principal may see it."""
     reader = view(job)
     if reader is None:
-        result = device_result(store, job, row, commands)
+        result = device_result(job, row)
     else:
-        result = reader.present(device_result(store, job, row, commands, visible=reader.visible))
+        result = reader.present(device_result(job, row, visible=reader.visible))
     outbox.device_result_pushed(store, job, result)
 
 
@@ -73,9 +73,8 @@ def announce_batch(store, job_id, view, limit=BATCH):
             if job.delivery_mode == DELIVERY_EACH:
                 rows, _ = store.job_results(job_id, limit=len(device_ids), include_unfinished=True,
                                             device_ids=device_ids)
-                commands = store.job_commands(job_id)
                 for row in rows:
-                    _push_result(store, job, row, commands, view)
+                    _push_result(store, job, row, view)
             store.mark_announced(job_id, device_ids)
         done = len(device_ids) < limit
         if done and job.state in JOB_TERMINAL_STATES:

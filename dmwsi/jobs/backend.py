@@ -7,8 +7,9 @@ session finishes is announced (its pushes enqueued, the target marked
 announced) in the transaction that records it (dmwsi.jobs.announce)."""
 import logging
 import re
+from dataclasses import replace
 
-from dmwsi.dm.work import CommandSpec, DeviceAccount, WorkUnit
+from dmwsi.dm.work import DeviceAccount, WorkUnit
 from dmwsi.jobs import announce
 from dmwsi.records import (STATUS_AWAITING_ALERT, TARGET_FAILED, TARGET_OPEN_STATES,
                                  TARGET_IN_SESSION, TARGET_PENDING, TARGET_SUCCEEDED, Device, LogEntry,
@@ -96,11 +97,10 @@ class StoreBackend:
         units = []
         for item in self.store.claim_targets(device_id):
             source = item.commands          # the device's own (bulk), else the job's
-            commands = [CommandSpec(
-                seq=c.seq, action=c.action, uri=c.uri, value=_text(c.value), format=c.format, type=c.type,
-                source_uri=c.source_uri,
-                correlator=correlator_for(item.job.job_id, c.seq) if c.action == "Exec" else None,
-            ) for c in source]
+            # As sent: text values, and an Exec's Correlator naming the job and command.
+            commands = [replace(c, value=_text(c.value),
+                                correlator=correlator_for(item.job.job_id, c.seq) if c.action == "Exec" else None)
+                        for c in source]
             request = (item.job.params or {}).get("request", {})
             units.append(WorkUnit(job_id=item.job.job_id, commands=commands, atomic=item.job.atomic,
                                   sequence=bool(request.get("sequence")), customer_care=item.job.customer_care))
@@ -114,8 +114,8 @@ class StoreBackend:
             items.append(ResultItem(uri=cmd.uri, status_code=o.status, command_seq=o.seq))
             # Result items always carry a Format (chr when the device left it
             # out); the per-command status rows carry none: that tells them apart.
-            items.extend(ResultItem(uri=r.uri, value=r.value, format=r.format or "chr", type=r.type,
-                                    status_code=o.status, command_seq=o.seq) for r in o.results)
+            items.extend(replace(r, format=r.format or "chr", status_code=o.status, command_seq=o.seq)
+                         for r in o.results)
         failed = [o for o in outcomes if not 200 <= o.status < 300]
         awaiting = [o for o in outcomes if o.status == ACCEPTED]
         worst = failed[0].status if failed else (awaiting[0].status if awaiting else 200)

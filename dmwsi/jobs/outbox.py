@@ -30,6 +30,7 @@ later) enqueues nothing new and returns the existing id.
 import uuid
 
 from dmwsi.contract.payload import PayloadError, encode
+from dmwsi.jobs.results import device_result
 from dmwsi.store.base import NotFound
 from dmwsi.records import (DELIVERY_COLLATED, DELIVERY_EACH, JOB_TERMINAL_STATES, TARGET_STATES,
                                  DeviceResult, Job)
@@ -62,7 +63,7 @@ def device_result_pushed(store, job, result, *, now=None):
         job = _job(store, job)
         if job.delivery_mode != DELIVERY_EACH or not job.callback_url:
             return None
-        result = _device_result_dict(store, job, result)
+        result = _device_result_dict(job, result)
         if result.setdefault("jobId", job.job_id) != job.job_id:
             raise PayloadError(f"result of job {result['jobId']!r} pushed for job {job.job_id!r}")
         device = result.get("deviceId") or result.get("alias")
@@ -181,10 +182,9 @@ def _job_delivery_id(job_id, operation, device_id=None):
     return uuid.uuid5(_DELIVERY_NS, key).hex
 
 
-def _device_result_dict(store, job, result):
+def _device_result_dict(job, result):
     if isinstance(result, DeviceResult):
-        from dmwsi.jobs.results import device_result   # the GetJobResults form, exactly
-        return device_result(store, job, result)
+        return device_result(job, result)    # the GetJobResults form, exactly
     return dict(result)
 
 

@@ -7,8 +7,8 @@ COMPONENT_FIELDS = {"ID": "componentId", "Name": "name", "Version": "version", "
 COMPONENT_STATES = {"10": "inactive", "20": "active"}
 
 
-def device_result(store, job, row, job_commands=None, visible=None):
-    """``job_commands``: the job's common commands, when the caller has them;
+def device_result(job, row, visible=None):
+    """``row``: a store DeviceResult (its items and the commands they answer);
     ``visible(uri)``: whether the reader may see a node (OES7) - others are left out."""
     by_seq = {c.seq: c for c in row.commands}      # the device's own commands, else the job's
     statuses, items = [], []

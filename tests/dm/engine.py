@@ -7,7 +7,7 @@ protocol exchange message by message:
 
     backend = FakeBackend()
     device = ScriptedDevice(backend.add_account("IMEI:1"))
-    backend.queue("IMEI:1", WorkUnit("job-1", [CommandSpec(1, "Get", "./DevInfo/Mod")]))
+    backend.queue("IMEI:1", WorkUnit("job-1", [Command(action="Get", uri="./DevInfo/Mod", seq=1)]))
     session = new_session(backend)
     reply = device.send(session, device.package1())
     reply = device.send(session, device.answer(reply))

@@ -5,7 +5,8 @@ issue 11 item 1 (a new session is not a retransmission) and issue 8 item 5
 from dmwsi.dm import codes, wbxml
 from dmwsi.dm.message import parse
 from dmwsi.dm.server import DMServer
-from dmwsi.dm.work import CommandSpec, WorkUnit
+from dmwsi.dm.work import WorkUnit
+from dmwsi.records import Command
 
 from tests.dm.engine import FakeBackend, ScriptedDevice, header_status, new_session, policy, server_commands
 
@@ -13,7 +14,7 @@ XML = wbxml.DM_XML
 
 
 def get_unit(job_id="job-1"):
-    return WorkUnit(job_id, [CommandSpec(1, "Get", "./DevInfo/Mod")])
+    return WorkUnit(job_id, [Command(action="Get", uri="./DevInfo/Mod", seq=1)])
 
 
 def test_harness_runs_a_get_through_the_engine():

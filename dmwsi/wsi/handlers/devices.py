@@ -50,7 +50,7 @@ def _run_on_device(call, request, commands, params):
         if finished:
             rows, _ = services.store.job_results(job.job_id, limit=1, include_unfinished=True)
             visible = services.visible_nodes(call.roles)
-            response["results"] = [device_result(services.store, job, r, visible=visible) for r in rows]
+            response["results"] = [device_result(job, r, visible=visible) for r in rows]
     return response
 
 

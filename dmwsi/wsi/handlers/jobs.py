@@ -48,9 +48,8 @@ def get_job_results(call, request):
     # A reader sees only devices in its own scope, whoever's job it is (OES7);
     # the owner also sees its refusals (UC 5.2: it named those devices itself).
     hidden = call.services.authz.out_of_scope(store, call.roles, [r.device_id for r in rows])
-    commands = store.job_commands(job.job_id)
     visible = call.services.visible_nodes(call.roles)
-    results = [device_result(store, job, r, commands, visible) for r in rows
+    results = [device_result(job, r, visible) for r in rows
                if r.device_id not in hidden or (r.state == records.TARGET_REFUSED and job.principal == call.principal)]
     return {"jobId": job.job_id, "state": job_state(job), "results": results,
             "nextCursor": cursor}
