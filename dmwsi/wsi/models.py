@@ -83,7 +83,12 @@ class ModelFactory:
         options = dict(min_occurs=f.min_occurs, max_occurs=f.max_occurs, nillable=f.nillable)
         if f.default is not None:
             options["default"] = self._default(f)
-        return self.model(f.type).customize(**options)
+        model = self.model(f.type).customize(**options)
+        if f.type in self.contract.simple_types:
+            # spyne gives a customized restriction a type of its own, named after the field
+            # ("Put_codeType"); the contract's field is of the named type, so keep its name.
+            model.__type_name__, model.__namespace__ = f.type[1], f.type[0]
+        return model
 
     def _default(self, f):
         # The reader allows defaults only on DEFAULTS' bases; the XSD build (dmwsi.contract.schema) checks the value.

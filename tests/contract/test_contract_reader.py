@@ -1,5 +1,7 @@
-"""The served WSDL is the hand-authored contract: same operations, same
-message elements, same types (compared through zeep's parser)."""
+"""The contract reader: the served WSDL seen through zeep's parser has the
+authored operations and types (the element-by-element comparison is in
+test_contract_served.py), and every construct outside the supported subset is
+refused at its file:line."""
 import pytest
 import zeep
 
@@ -70,3 +72,81 @@ def test_reader_refuses_constructs_outside_the_subset(tmp_path):
         <wsdl:portType name="P"/><wsdl:binding name="B" type="P"/><wsdl:service name="S"/></wsdl:definitions>""")
     with pytest.raises(ContractError, match=r"bad\.xsd:2: xs:choice in xs:complexType is not supported"):
         load_contract(wsdl)
+
+
+# --- the strict reader: every construct outside the subset refused at its file:line --------------
+
+from tests.contract.conftest import FACET_WSDL, FACET_XSD, write_contract  # noqa: E402
+
+XSD_REFUSALS = [
+    # (replace this, with this, the line holding this marker, the refusal)
+    ('<xs:element name="accepted" type="xs:int"/>', '<xs:element name="accepted" type="xs:int"/></xs:sequence>'
+     '<xs:attribute name="a" type="xs:string"/><xs:sequence>', "xs:attribute", "more than one xs:sequence|xs:attribute"),
+    ('<xs:length value="3"/>', '<xs:totalDigits value="3"/>', "totalDigits", "xs:totalDigits in xs:restriction"),
+    ('<xs:restriction base="xs:int"><xs:minInclusive value="1"/>',
+     '<xs:restriction base="xs:int"><xs:length value="1"/>', 'base="xs:int"><xs:length', "xs:length on xs:int"),
+    ('<xs:enumeration value="green"/>', '<xs:enumeration value="green"/><xs:maxLength value="5"/>',
+     'value="green"', "xs:enumeration together with other facets"),
+    ('<xs:maxLength value="8"/>', '<xs:maxLength value="8"/><xs:maxLength value="9"/>', 'value="9"',
+     "xs:maxLength given twice"),
+    ('<xs:restriction base="xs:long">', '<xs:restriction base="xs:decimal">', "xs:decimal",
+     "restriction of decimal"),
+    ('name="code" type="tns:Code"', 'name="code" type="tns:Code" fixed="abc"', 'fixed="abc"',
+     "attribute fixed on xs:element"),
+    ('name="code" type="tns:Code"', 'name="code" type="tns:Missing"', "tns:Missing", "Missing is not defined"),
+    ('name="accepted" type="xs:int"', 'name="accepted" type="xs:dateTime" minOccurs="0" default="2020-01-01T00:00:00Z"',
+     "xs:dateTime", "a default on a dateTime"),
+    ('name="colors" type="tns:Color" minOccurs="0" maxOccurs="3"', 'name="colors" type="tns:Color" minOccurs="4" '
+     'maxOccurs="3"', 'minOccurs="4"', "minOccurs is larger than maxOccurs"),
+    ('<xs:documentation>Free text.</xs:documentation>', '<xs:documentation>Free <b>text</b>.</xs:documentation>',
+     "<b>", "markup in xs:documentation"),
+    ('name="count" type="tns:Count" minOccurs="0"', 'name="count" type="tns:Count" minOccurs="zero"',
+     'minOccurs="zero"', "minOccurs='zero'"),
+]
+
+WSDL_REFUSALS = [
+    ('<soap:binding style="document"', '<soap:binding style="rpc"', 'style="rpc"', "only document style"),
+    ('<wsdl:output><soap:body use="literal"/></wsdl:output>', '<wsdl:output><soap:body use="encoded"/></wsdl:output>',
+     'use="encoded"', "use='encoded'"),
+    ('<wsdl:documentation>A contract', '<wsdl:import namespace="urn:x" location="x.wsdl"/><wsdl:documentation>'
+     'A contract', "wsdl:import", "wsdl:import in wsdl:definitions"),
+    ('<wsdl:output message="tns:PutResponse"/>', "", '<wsdl:operation name="Put">',
+     "wsdl:operation needs exactly one output"),
+    ('<wsdl:part name="Put" element="tns:Put"/>', '<wsdl:part name="Put" element="tns:Put"/>'
+     '<wsdl:part name="More" element="tns:Put"/>', 'name="More"', "wsdl:message needs exactly one part"),
+    ('<soap:address location="http://localhost/soap"/>', '<soap:address location="http://localhost/soap"/>'
+     '<soap:address location="http://localhost/other"/>', "/other", "needs exactly one address"),
+    ("http://schemas.xmlsoap.org/wsdl/soap/", "http://schemas.xmlsoap.org/wsdl/soap12/", "<soap:binding",
+     "soap12/}:binding in wsdl:binding"),
+]
+
+
+def _line_of(text, marker):
+    return next(n for n, line in enumerate(text.splitlines(), 1) if marker in line)
+
+
+@pytest.mark.parametrize("old, new, marker, refusal", XSD_REFUSALS, ids=[r[3] for r in XSD_REFUSALS])
+def test_reader_refuses_xsd_constructs_at_their_line(tmp_path, old, new, marker, refusal):
+    assert old in FACET_XSD
+    xsd = FACET_XSD.replace(old, new, 1)
+    wsdl = write_contract(tmp_path, xsd=xsd)
+    with pytest.raises(ContractError, match=rf"facets\.xsd:{_line_of(xsd, marker)}: .*({refusal})"):
+        load_contract(wsdl)
+
+
+@pytest.mark.parametrize("old, new, marker, refusal", WSDL_REFUSALS, ids=[r[3] for r in WSDL_REFUSALS])
+def test_reader_refuses_wsdl_constructs_at_their_line(tmp_path, old, new, marker, refusal):
+    assert old in FACET_WSDL
+    wsdl_text = FACET_WSDL.replace(old, new)
+    wsdl = write_contract(tmp_path, wsdl=wsdl_text)
+    with pytest.raises(ContractError, match=rf"facets\.wsdl:{_line_of(wsdl_text, marker)}: .*{refusal}"):
+        load_contract(wsdl)
+
+
+def test_the_shipped_contracts_are_inside_the_subset():
+    """The reader accepts both shipped contracts and keeps all their documentation."""
+    main, callback = load_contract(), load_contract(CALLBACK_WSDL)
+    assert all(op.documentation for op in main.operations.values())
+    assert all(main.type_docs.values()) and all(callback.type_docs.values())
+    documented = [f for fields in main.complex_types.values() for f in fields if f.documentation]
+    assert len(documented) > 400
