@@ -14,15 +14,20 @@ floor of the same work done by the bare libraries.
   transaction, with the store's pragmas.
 
 Each side runs ``--repeat`` times (a new job each time; for the floor a new
-file); the best time counts.
+file); the best time counts, and the median of the ratios of the i-th server
+run to the i-th floor run is shown too (``--json``: every time, one line,
+for before_after.py).
 
-    python bench/bench_bulk_submit.py [N] [--repeat 3]
+    python bench/bench_bulk_submit.py [N] [--repeat 3] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
+import os
+import statistics
 import sqlite3
 import sys
 import tempfile
@@ -72,8 +77,11 @@ class InProcessServer:
         from dmwsi.host import Server
 
         self.reactor, self.call = reactor, blockingCallFromThread
+        # Raw POSTs without WS-Security, on loopback only: run them as the
+        # anonymous (operator) principal, whatever the shipped default says.
         config = load_config(overrides={"server": {"host": "127.0.0.1", "http_port": 0, "https_port": -1,
-                                                   "data_dir": str(data_dir)}}, environ={})
+                                                   "data_dir": str(data_dir)},
+                                        "security": {"allow_anonymous": True}}, environ={})
         self.thread = threading.Thread(target=reactor.run, kwargs={"installSignalHandlers": False}, daemon=True)
         self.thread.start()
         self.server = Server(config, reactor=reactor)
@@ -158,6 +166,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("n", nargs="?", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     ids = device_ids(args.n)
     body = envelope(ids, datetime.now(timezone.utc) + timedelta(days=1))
@@ -174,6 +183,12 @@ def main() -> None:
         finally:
             server.stop()
     floor, best = parse + insert, min(times)
+    if args.json:
+        from compat import code_version
+        print(json.dumps({"bench": "bulk_submit", "version": code_version(Path(__file__).resolve().parent.parent),
+                          "n": args.n, "load": os.getloadavg()[0],
+                          "times": {"floor": [sum(f) for f in floors], "soap": times}}))
+        return
     print(f"targets:                  {args.n}")
     print(f"envelope:                 {len(body) / 1e6:.1f} MB")
     print(f"(registering devices:     {registered:.3f} s, not timed below)")
@@ -182,6 +197,7 @@ def main() -> None:
     print(f"floor total:              {floor:.3f} s")
     print(f"SubmitBulkOperation SOAP: {best:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in times)})")
     print(f"ratio server/floor:       {best / floor:.2f}")
+    print(f"median ratio run i/floor i: {statistics.median(t / sum(f) for t, f in zip(times, floors)):.2f}")
 
 
 if __name__ == "__main__":

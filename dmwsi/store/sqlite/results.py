@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
 from typing import Iterable
 
@@ -13,6 +14,7 @@ from dmwsi.store.sqlite.jobs import TARGET_COLS, common_commands, own_commands
 
 _RESULT_COLS = [c for c in TARGET_COLS if c != "params"]
 _ITEM_FIELDS = ["seq", "command_seq", "uri", "value", "format", "type", "status_code"]
+_ITEM_READ = [f.name for f in fields(ResultItem)]     # the record's order: rows become items positionally
 
 
 class ResultTables(Connection):
@@ -80,13 +82,13 @@ class ResultTables(Connection):
                 mine = own.get(d["device_id"])
                 out[d["device_id"]] = DeviceResult(**d, commands=mine if mine is not None else list(common))
             for i in conn.execute(
-                f"SELECT device_id, {cols(_ITEM_FIELDS)} FROM results "
+                f"SELECT device_id, {cols(_ITEM_READ)} FROM results "
                 "WHERE job_id = ? AND device_id BETWEEN ? AND ? ORDER BY device_id, seq",
                 (job_id, first, last),
             ):
-                result = out.get(i["device_id"])
+                result = out.get(i[0])
                 if result is not None:
-                    result.items.append(ResultItem(**{k: i[k] for k in _ITEM_FIELDS}))
+                    result.items.append(ResultItem(*i[1:]))
         return list(out.values()), cursor
 
     def acknowledge(
