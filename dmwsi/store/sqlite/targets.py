@@ -18,7 +18,7 @@ from dmwsi.store.sqlite.jobs import TARGET_COLS, JobTables, common_commands, own
 _TARGET_FIELDS = set(TARGET_COLS) - {"job_id", "device_id", "state"}
 
 # Spelled as migration 7's partial index, so that index answers it.
-_UNANNOUNCED_SQL = f"announced_at IS NULL AND state IN {migrations.FINAL_STATES_SQL}"
+_UNANNOUNCED_SQL = f"announced_at IS NULL AND state NOT IN {migrations.OPEN_STATES_SQL}"   # migration 9's index
 
 
 def _target_value(name: str, value: Any) -> Any:
