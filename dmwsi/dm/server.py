@@ -206,6 +206,11 @@ class DMServer:
 
     def _open(self, session):
         self.by_token[session.token] = session
+        if session.authenticated:
+            # Authenticated in its first message: _take_slot made it the
+            # device's session already. Counting it among the unauthenticated
+            # would let a few strangers naming the device expire it as "oldest".
+            return
         waiting = self.unauthenticated.setdefault(session.device_id, [])
         waiting.append(session)
         while len(waiting) > MAX_UNAUTHENTICATED:

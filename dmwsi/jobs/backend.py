@@ -76,7 +76,8 @@ class StoreBackend:
     def device_seen(self, device_id, devinfo):
         fields = {attr: devinfo[leaf] for leaf, attr in DEVINFO_FIELDS.items() if devinfo.get(leaf)}
         if self.store.get_device(device_id) is not None:
-            self.store.update_device(device_id, **fields)
+            if fields:      # a package 1 may report DevId alone: nothing to update
+                self.store.update_device(device_id, **fields)
             return self.account(device_id)
         if not (self.dm["auto_register"] and self.dm["bootstrap_client_password"]):
             log.warning("unknown device %s refused (auto_register is off)", device_id)
