@@ -19,6 +19,27 @@ class BadUri(DmwsiError, ValueError):
     """The URI is not a canonical OMA DM node URI; the message says why."""
 
 
+def split(uri):
+    """``uri`` as (path, name, value) of its ``?name=value`` query, judging
+    neither: (path, None, None) without ``?``; name None for a query without
+    ``=``. Shared by the server's strict check below and the simulated
+    device's lenient reading (dmwsi.sim.tree.uri)."""
+    path, sep, query = uri.partition("?")
+    if not sep:
+        return path, None, None
+    name, eq, value = query.partition("=")
+    return (path, name, value) if eq else (path, None, query)
+
+
+def segments(path):
+    """The segment texts of a path below the root, as written (empty ones
+    kept for the caller to judge): ``.`` -> [], ``./A/B`` and ``A/B`` -> [A, B]."""
+    if path in ("", "."):
+        return []
+    parts = path.split("/")
+    return parts[1:] if parts[0] == "." else parts
+
+
 def canonical(uri):
     """``uri`` as (path, query): the path in ``./A/B`` form (or ``.``), the
     query "" or e.g. ``list=StructData``; raises BadUri for anything else."""
@@ -28,22 +49,21 @@ def canonical(uri):
         raise BadUri("control character or backslash in node URI")
     if _hides_separator(uri):
         raise BadUri("percent-encoded '.' or '/' in node URI")
-    path, sep, query = uri.partition("?")
-    if sep:
-        name, eq, value = query.partition("=")
-        if name not in QUERIES or not eq or not value or "?" in value:
-            raise BadUri("the only queries are ?list=<x> and ?prop=<x>")
+    path, name, value = split(uri)
+    query = "" if value is None else f"{name}={value}"
+    if value is not None and (name not in QUERIES or not value or "?" in value):
+        raise BadUri("the only queries are ?list=<x> and ?prop=<x>")
     if path == ".":
         return ".", query
     if path.startswith("/"):
         raise BadUri("node URI starts with '/'")
-    body = path[2:] if path.startswith("./") else path
-    for segment in body.split("/"):
+    names = segments(path) or [""]          # "" and "./" hold one empty segment
+    for segment in names:
         if segment == "":
             raise BadUri("empty segment or trailing slash in node URI")
         if segment in (".", ".."):
             raise BadUri(f"{segment!r} segment in node URI")
-    return "./" + body, query
+    return "./" + "/".join(names), query
 
 
 def path_of(uri):

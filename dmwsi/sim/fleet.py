@@ -34,8 +34,9 @@ from twisted.web.http_headers import Headers
 
 from dmwsi.dm import wbxml
 from dmwsi.dm.codes import AlertCode
-from dmwsi.sim.device import (OUTCOME_ABORTED, OUTCOME_DROPPED, OUTCOME_FAILED, OUTCOME_OK,
+from dmwsi.sim.client import (OUTCOME_ABORTED, OUTCOME_DROPPED, OUTCOME_FAILED, OUTCOME_OK,
                               DeviceBehaviour, DeviceStats, SimulatedDevice, default_profile)
+from dmwsi.sim.counters import counters, total
 from dmwsi.sim.objects import FumoScript, ScomoScript
 from dmwsi.resources import CONF_DIR
 
@@ -170,16 +171,9 @@ def _password(secret: str, purpose: str, device_id: str) -> str:
 # --------------------------------------------------------------------------- fleet
 
 
-@dataclass
-class FleetCounters:
-    """What only the fleet sees (the rest is summed from the devices' stats)."""
-
-    timeouts: int = 0
-    http_errors: int = 0
-    notifications_received: int = 0
-    registered: int = 0
-    register_failed: int = 0
-    busy_skipped: int = 0
+FleetCounters = counters(
+    "FleetCounters", "What only the fleet sees (the rest is summed from the devices' stats).",
+    "timeouts http_errors notifications_received registered register_failed busy_skipped")
 
 
 class Fleet:
@@ -414,12 +408,7 @@ class Fleet:
     # ------------------------------------------------------------ summary
 
     def totals(self) -> DeviceStats:
-        total = DeviceStats()
-        names = [f.name for f in fields(DeviceStats)]
-        for device in self.devices.values():
-            for name in names:
-                setattr(total, name, getattr(total, name) + getattr(device.stats, name))
-        return total
+        return total(DeviceStats, (device.stats for device in self.devices.values()))
 
     def summary(self) -> dict:
         t, c = self.totals(), self.counters

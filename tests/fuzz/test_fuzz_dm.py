@@ -22,7 +22,7 @@ from dmwsi.dm.server import MAX_UNAUTHENTICATED
 from dmwsi.jobs.backend import correlator_for
 from dmwsi.jobs.submit import JobRequest, submit
 from dmwsi.records import Command, Device
-from dmwsi.sim.device import OUTCOME_OK, DeviceBehaviour, SimulatedDevice, default_profile
+from dmwsi.sim.client import OUTCOME_OK, DeviceBehaviour, SimulatedDevice, default_profile
 from tests.fuzz import dm_grammar as grammar
 from tests.fuzz.conftest import (EXAMPLES, SEED, StoreSnapshot, assert_no_traceback, assert_unchanged, run_property)
 from tests.security.test_sec_http_attacks import send

@@ -11,7 +11,7 @@ from dmwsi.dm import auth, trigger, wbxml
 from dmwsi.dm.message import (AUTH_BASIC, AUTH_MAC, AUTH_MD5, Add, Alert, Atomic, Chal, Cred, Exec, Get,
                               Item, Message, Meta, Replace, Results, Sequence, Status, SyncHdr, parse,
                               serialize)
-from dmwsi.sim.device import (OUTCOME_ABORTED, OUTCOME_DROPPED, OUTCOME_FAILED, OUTCOME_OK,
+from dmwsi.sim.client import (OUTCOME_ABORTED, OUTCOME_DROPPED, OUTCOME_FAILED, OUTCOME_OK,
                               DeviceBehaviour, SimulatedDevice, default_profile)
 from dmwsi.sim.objects import (CLIENT_CREDENTIALS, SERVER_CREDENTIALS, FumoScript, read_app_auth,
                                store_nonce)

@@ -3,6 +3,7 @@ import base64
 import pytest
 from lxml import etree
 
+from dmwsi.records import ResultItem
 from dmwsi.sim.tree import (
     EXECUTABLE,
     GROWABLE,
@@ -12,7 +13,6 @@ from dmwsi.sim.tree import (
     TNDS_XML_TYPE,
     DMTree,
     ExecRequest,
-    ResultItem,
     TreeCommand,
     TreeCommandError,
     TreeConfig,
@@ -175,14 +175,14 @@ def test_wildcard_and_multiple_server_ids(tree):
 def test_get_leaf(tree):
     status, result = tree.get("App/Count", SERVER)
     assert status == 200
-    assert result.items == (ResultItem("./App/Count", "int", "text/plain", "3"),)
+    assert result.items == (ResultItem(uri="./App/Count", format="int", type="text/plain", value="3"),)
 
 
 def test_get_interior_lists_child_names(tree):
     status, result = tree.get("./App", SERVER)
     assert status == 200
     assert result.items == (
-        ResultItem("./App", "node", "urn:example:mo:app:1.0", "Name/Count/Fixed/Run/Secret"),
+        ResultItem(uri="./App", format="node", type="urn:example:mo:app:1.0", value="Name/Count/Fixed/Run/Secret"),
     )
 
 
@@ -207,7 +207,8 @@ def test_get_properties(tree, clock):
     for prop, value in expected.items():
         status, result = tree.get(f"./App/Count?prop={prop}", SERVER)
         assert status == 200
-        assert result.items == (ResultItem(f"./App/Count?prop={prop}", "chr", "text/plain", value),)
+        assert result.items == (
+            ResultItem(uri=f"./App/Count?prop={prop}", format="chr", type="text/plain", value=value),)
     assert value_of(tree, "./App?prop=ACL") == FULL
     assert value_of(tree, "./App?prop=Format") == "node"
     assert value_of(tree, "./App?prop=Type") == "urn:example:mo:app:1.0"
@@ -231,15 +232,15 @@ def test_list_struct_omits_data_and_unreadable_nodes(tree):
         "./App", "./App/Name", "./App/Count", "./App/Fixed", "./App/Fixed/Serial", "./App/Run",
     ]
     assert all(item.value is None for item in result.items)
-    assert result.items[0] == ResultItem("./App", "node", "urn:example:mo:app:1.0", None)
+    assert result.items[0] == ResultItem(uri="./App", format="node", type="urn:example:mo:app:1.0", value=None)
 
 
 def test_list_struct_data_includes_leaf_values(tree):
     status, result = tree.get("./App/Fixed?list=StructData", SERVER)
     assert status == 200
     assert result.items == (
-        ResultItem("./App/Fixed", "node", "", None),
-        ResultItem("./App/Fixed/Serial", "chr", "text/plain", "S1"),
+        ResultItem(uri="./App/Fixed", format="node", type="", value=None),
+        ResultItem(uri="./App/Fixed/Serial", format="chr", type="text/plain", value="S1"),
     )
 
 
@@ -311,7 +312,8 @@ def test_tnds_encodes_binary_values_as_base64(tree):
 def test_add_leaf_and_interior(tree, clock):
     clock.now += 60
     assert tree.add("./App/Note", "hello", None, None, SERVER) == 200
-    assert tree.get("./App/Note", SERVER)[1].items[0] == ResultItem("./App/Note", "chr", "text/plain", "hello")
+    assert tree.get("./App/Note", SERVER)[1].items[0] == ResultItem(uri="./App/Note", format="chr", type="text/plain",
+                                                                    value="hello")
     assert tree.add("./App/Group", None, "node", "urn:example:mo:group:1.0", SERVER) == 200
     assert value_of(tree, "./App/Group?prop=Type") == "urn:example:mo:group:1.0"
     assert tree.add("./App/Group/Flag", "TRUE", "bool", None, SERVER) == 200
@@ -353,7 +355,7 @@ def test_add_rejects_values_not_matching_the_format(tree, format_, value):
 def test_add_b64_is_stored_as_bin(tree):
     assert tree.add("./App/Blob", base64.b64encode(b"\xffabc").decode(), "b64", "application/x-test", SERVER) == 200
     status, result = tree.get("./App/Blob", SERVER)
-    assert result.items[0] == ResultItem("./App/Blob", "bin", "application/x-test", b"\xffabc")
+    assert result.items[0] == ResultItem(uri="./App/Blob", format="bin", type="application/x-test", value=b"\xffabc")
     assert value_of(tree, "./App/Blob?prop=Size") == "4"
 
 
@@ -432,7 +434,7 @@ def test_replace_changes_format_and_type_of_dynamic_nodes(tree):
     assert tree.add("./App/Dyn", "1", "int", None, SERVER) == 200
     assert tree.replace("./App/Dyn", "<x/>", "xml", "application/xml", SERVER) == 200
     status, result = tree.get("./App/Dyn", SERVER)
-    assert result.items[0] == ResultItem("./App/Dyn", "xml", "application/xml", "<x/>")
+    assert result.items[0] == ResultItem(uri="./App/Dyn", format="xml", type="application/xml", value="<x/>")
 
 
 def test_replace_missing_node_adds_when_configured(clock):

@@ -1,101 +1,27 @@
-"""Management tree of the simulated OMA DM 1.2 device.
+"""The simulated device's management tree: ``DMTree`` and its limits, ``TreeConfig``.
 
-Pure data structure with DM semantics: nodes and their run-time properties,
-ACL evaluation, DDF-like access types, and the server-side commands (Get,
-Add, Replace, Delete, Copy, Exec, Atomic) answering SyncML DM status codes.
-It knows nothing about SyncML XML; the session layer maps commands to calls.
-
-Conventions (see docs/omadm-reference.md §6 and §8):
-
-* URIs: ``./A/B`` or ``A/B``; segments percent-escaped; a trailing ``/`` is
-  tolerated; ``.`` alone is the root. Nodes store raw (unescaped) names.
-* Leaf values are ``str`` for every Format except ``bin`` which is ``bytes``.
-  A value sent with Format ``b64`` is decoded and stored as ``bin``
-  (§6.3); Get then returns the raw bytes with Format ``bin`` and the codec
-  base64-encodes them on the wire.
-* Every server-side command returns plain ``int`` status codes.
+The server-side commands (Get, Add, Replace, Delete, Copy, Exec, Atomic)
+check ACLs and access types and answer SyncML DM status codes; the
+device-side methods build and change the tree without those checks.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
+import functools
 import re
 import time
-from dataclasses import dataclass, field
-from enum import IntEnum
-from typing import Callable, Iterator, NamedTuple, Sequence
-from urllib.parse import quote, unquote
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
 
-from lxml import etree
-
-
-class Status(IntEnum):
-    """SyncML status codes the tree produces (reference §8)."""
-
-    OK = 200
-    ACCEPTED = 202
-    NOT_EXECUTED = 215
-    ATOMIC_ROLLBACK_OK = 216
-    BAD_REQUEST = 400
-    NOT_FOUND = 404
-    COMMAND_NOT_ALLOWED = 405
-    OPTIONAL_FEATURE_NOT_SUPPORTED = 406
-    REQUEST_ENTITY_TOO_LARGE = 413
-    URI_TOO_LONG = 414
-    UNSUPPORTED_MEDIA_TYPE = 415
-    ALREADY_EXISTS = 418
-    DEVICE_FULL = 420
-    PERMISSION_DENIED = 425
-    COMMAND_NOT_IMPLEMENTED = 501
-    ATOMIC_FAILED = 507
-    ATOMIC_ROLLBACK_FAILED = 516
-
-
-class TreeCommandError(Exception):
-    """A command cannot be carried out; ``status`` is the DM status code."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
-
-
-# ACL commands (§6.4) and DDF AccessType values used by the simulator.
-ADD, DELETE, EXEC, GET, REPLACE = "Add", "Delete", "Exec", "Get", "Replace"
-ACL_COMMANDS = frozenset({ADD, DELETE, EXEC, GET, REPLACE})
-
-READ_ONLY = frozenset({GET})
-READ_REPLACE = frozenset({GET, REPLACE})
-REPLACE_ONLY = frozenset({REPLACE})
-EXECUTABLE = frozenset({GET, EXEC})
-# Interior node accepting children the server adds.
-GROWABLE = frozenset({GET, ADD})
-# Access of nodes created by a server Add or Copy.
-DYNAMIC_INTERIOR_ACCESS = frozenset({ADD, DELETE, GET, REPLACE})
-DYNAMIC_LEAF_ACCESS = frozenset({DELETE, GET, REPLACE})
-
-INTERIOR_FORMAT = "node"
-LEAF_FORMATS = frozenset({"b64", "bin", "bool", "chr", "int", "null", "xml", "float", "date", "time"})
-DEFAULT_LEAF_TYPE = "text/plain"
-
-PROPERTIES = ("ACL", "Format", "Name", "Size", "Title", "TStamp", "Type", "VerNo")
-REPLACEABLE_PROPERTIES = frozenset({"ACL", "Name", "Title"})
-MAX_TITLE_BYTES = 255
-VERNO_MODULUS = 0x10000
-
-TNDS_NAMESPACE = "syncml:dmddf1.2"
-TNDS_XML_TYPE = "application/vnd.syncml.dmtnds+xml"
-# Properties a TNDS document may carry, in DTD order of RTProperties, plus Value.
-TNDS_FIELDS = ("ACL", "Format", "Name", "Size", "Title", "TStamp", "Type", "VerNo", "Value")
-
-_URI_SAFE_CHARS = "!$&'()*+,;=:@"
-_ACL_SERVER_ID = re.compile(r"[^\s=&*+]+")
-_INT_VALUE = re.compile(r"[+-]?\d+")
-_DATE_VALUE = re.compile(r"\d{4}-?\d{2}-?\d{2}")
-_TIME_VALUE = re.compile(r"\d{2}:?\d{2}(:?\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?")
-
-
-# --------------------------------------------------------------------------- config
+from dmwsi.records import ResultItem
+from dmwsi.sim.tree.acl import (ADD, DELETE, DYNAMIC_INTERIOR_ACCESS, DYNAMIC_LEAF_ACCESS, EXEC, GET,
+                                GROWABLE, READ_ONLY, REPLACE, acl_allows, creator_acl, parse_acl)
+from dmwsi.sim.tree.commands import AddHook, AtomicResult, ExecHandler, ExecRequest, GetResult, TreeCommand
+from dmwsi.sim.tree.formats import DEFAULT_LEAF_TYPE, INTERIOR_FORMAT, coerce_value
+from dmwsi.sim.tree.node import MAX_TITLE_BYTES, PROPERTIES, REPLACEABLE_PROPERTIES, VERNO_MODULUS, Node
+from dmwsi.sim.tree.status import Status, TreeCommandError
+from dmwsi.sim.tree.tnds import TNDS_XML_TYPE, tnds_document, tnds_fields
+from dmwsi.sim.tree.uri import ParsedUri, escape_name, join_uri, matches_pattern, normalize_uri, parse_uri
 
 
 @dataclass(frozen=True)
@@ -118,214 +44,24 @@ class TreeConfig:
     tnds_default_fields: tuple[str, ...] = ("ACL", "Format", "Title", "TStamp", "Type", "VerNo", "Value")
 
 
-# --------------------------------------------------------------------------- URIs
-
-
-@dataclass(frozen=True)
-class ParsedUri:
-    segments: tuple[str, ...]  # unescaped node names below the root
-    query_key: str | None = None  # "prop" or "list"
-    query_value: str | None = None
-
-    @property
-    def path(self) -> str:
-        return join_uri(self.segments)
-
-    @property
-    def query(self) -> str:
-        return f"?{self.query_key}={self.query_value}" if self.query_key else ""
-
-
-def join_uri(segments: Sequence[str]) -> str:
-    """Absolute escaped URI of the node with these (raw) names."""
-    return "/".join(["."] + [quote(name, safe=_URI_SAFE_CHARS) for name in segments])
-
-
-def parse_uri(uri: str) -> ParsedUri:
-    """Split a DM URI into raw segment names and an optional ``?key=value`` query."""
-    path, separator, query = uri.partition("?")
-    query_key = query_value = None
-    if separator:
-        query_key, equals, query_value = query.partition("=")
-        if not equals or not query_key:
-            raise TreeCommandError(Status.BAD_REQUEST, f"malformed query in {uri!r}")
-    if path.startswith("/"):
-        raise TreeCommandError(Status.BAD_REQUEST, f"URI must not start with '/': {uri!r}")
-    if path.endswith("/"):
-        path = path[:-1]
-    if path in ("", "."):
-        escaped: list[str] = []
-    else:
-        escaped = path.split("/")
-        if escaped[0] == ".":
-            escaped = escaped[1:]
-    if any(segment == "" for segment in escaped):
-        raise TreeCommandError(Status.BAD_REQUEST, f"empty segment in {uri!r}")
-    return ParsedUri(tuple(unquote(segment) for segment in escaped), query_key, query_value)
-
-
-def normalize_uri(uri: str) -> str:
-    """Canonical absolute form ``./A/B`` (query kept), e.g. ``A/B/`` → ``./A/B``."""
-    parsed = parse_uri(uri)
-    return parsed.path + parsed.query
-
-
-def matches_pattern(pattern: str, uri: str) -> bool:
-    """True if ``uri`` matches ``pattern`` where a ``*`` segment matches any one name."""
-    pattern_segments = parse_uri(pattern).segments
-    segments = parse_uri(uri).segments
-    return len(pattern_segments) == len(segments) and all(
-        wanted in ("*", actual) for wanted, actual in zip(pattern_segments, segments)
-    )
-
-
-# --------------------------------------------------------------------------- ACL
-
-
-def parse_acl(acl: str) -> dict[str, frozenset[str]]:
-    """Parse ``Get=*&Replace=srv1+srv2`` into {command: server ids}; '' is empty."""
-    rights: dict[str, frozenset[str]] = {}
-    if acl == "":
-        return rights
-    for entry in acl.split("&"):
-        command, equals, ids = entry.partition("=")
-        if not equals or command not in ACL_COMMANDS or ids == "":
-            raise TreeCommandError(Status.BAD_REQUEST, f"malformed ACL entry {entry!r}")
-        server_ids = ids.split("+")
-        for server_id in server_ids:
-            if server_id != "*" and not _ACL_SERVER_ID.fullmatch(server_id):
-                raise TreeCommandError(Status.BAD_REQUEST, f"malformed ACL server id {server_id!r}")
-        rights[command] = rights.get(command, frozenset()) | frozenset(server_ids)
-    return rights
-
-
-def format_acl(rights: dict[str, frozenset[str]]) -> str:
-    return "&".join(
-        f"{command}={'+'.join(sorted(rights[command]))}" for command in sorted(rights) if rights[command]
-    )
-
-
-# --------------------------------------------------------------------------- nodes
-
-
-@dataclass
-class Node:
-    """One node with its run-time properties. Interior nodes have Format ``node``."""
-
-    name: str
-    format: str
-    type: str
-    value: str | bytes | None
-    tstamp: str
-    access: frozenset[str]
-    permanent: bool
-    acl: str = ""
-    title: str = ""
-    verno: int = 0
-    children: dict[str, Node] = field(default_factory=dict)
-
-    @property
-    def is_interior(self) -> bool:
-        return self.format == INTERIOR_FORMAT
-
-    @property
-    def size(self) -> int | None:
-        """Bytes of the raw value; None for interior nodes."""
-        if self.is_interior:
-            return None
-        if isinstance(self.value, bytes):
-            return len(self.value)
-        return len((self.value or "").encode("utf-8"))
-
-
-class ResultItem(NamedTuple):
-    """One Results Item: Source URI, Meta Format/Type and Data (None = no Data)."""
-
-    uri: str
-    format: str
-    type: str
-    value: str | bytes | None
-
-
-@dataclass(frozen=True)
-class GetResult:
-    items: tuple[ResultItem, ...]
-
-
-@dataclass(frozen=True)
-class ExecRequest:
-    uri: str  # normalized URI of the executed node
-    data: str | None
-    correlator: str | None
-    server_id: str
-
-
-ExecHandler = Callable[[ExecRequest], int]
-AddHook = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class TreeCommand:
-    """A command inside an Atomic: verb is Add, Replace, Delete, Copy, Exec or Get."""
-
-    verb: str
-    target: str
-    value: str | bytes | None = None
-    format: str | None = None
-    type: str | None = None
-    source: str | None = None  # Copy only
-    correlator: str | None = None  # Exec only
-
-
-@dataclass(frozen=True)
-class AtomicResult:
-    status: int  # 200 or 507
-    member_statuses: tuple[int, ...]
-
-
 @dataclass(frozen=True)
 class TreeSnapshot:
     root: Node
 
 
-def coerce_value(format_: str, value: str | bytes | None) -> tuple[str, str | bytes]:
-    """Validate a leaf value against its Format; return (stored format, stored value)."""
-    if format_ not in LEAF_FORMATS:
-        raise TreeCommandError(Status.UNSUPPORTED_MEDIA_TYPE, f"unsupported leaf format {format_!r}")
-    if format_ == "b64":
+def _answers_status(command: Callable[..., None]) -> Callable[..., int]:
+    """A server-side command written to raise ``TreeCommandError``, as the
+    command a session calls: it answers the status code, 200 when it completed."""
+
+    @functools.wraps(command)
+    def answered(*args, **kwargs) -> int:
         try:
-            return "bin", base64.b64decode(value or b"", validate=True)
-        except (binascii.Error, ValueError) as error:
-            raise TreeCommandError(Status.BAD_REQUEST, f"invalid base64 data: {error}") from error
-    if format_ == "bin":
-        return "bin", value.encode("utf-8") if isinstance(value, str) else (value or b"")
-    text = value.decode("utf-8") if isinstance(value, bytes) else (value or "")
-    valid = {
-        "null": lambda: text == "",
-        "int": lambda: bool(_INT_VALUE.fullmatch(text.strip())),
-        "bool": lambda: text.strip().lower() in ("true", "false"),
-        "float": lambda: _is_float(text),
-        "date": lambda: bool(_DATE_VALUE.fullmatch(text.strip())),
-        "time": lambda: bool(_TIME_VALUE.fullmatch(text.strip())),
-    }.get(format_, lambda: True)()
-    if not valid:
-        raise TreeCommandError(Status.BAD_REQUEST, f"value {text!r} is not valid for format {format_}")
-    if format_ == "bool":
-        text = text.strip().lower()
-    elif format_ in ("int", "float", "date", "time"):
-        text = text.strip()
-    return format_, text
+            command(*args, **kwargs)
+        except TreeCommandError as error:
+            return error.status
+        return Status.OK
 
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-# --------------------------------------------------------------------------- tree
+    return answered
 
 
 class DMTree:
@@ -385,11 +121,8 @@ class DMTree:
         permanent: bool = True,
         title: str = "",
     ) -> Node:
-        parse_acl(acl)
-        return self._attach(
-            uri, Node(name="", format=INTERIOR_FORMAT, type=type, value=None, tstamp=self._now(),
-                      access=access, permanent=permanent, acl=acl, title=title)
-        )
+        return self._create(uri, INTERIOR_FORMAT, type, None, leaf=False, acl=acl, access=access,
+                            permanent=permanent, title=title)
 
     def create_leaf(
         self,
@@ -403,10 +136,16 @@ class DMTree:
         permanent: bool = True,
         title: str = "",
     ) -> Node:
+        return self._create(uri, format, type, value, leaf=True, acl=acl, access=access, permanent=permanent,
+                            title=title)
+
+    def _create(self, uri: str, format_: str, type_: str, value: str | bytes | None, *, leaf: bool, acl: str,
+                access: frozenset[str], permanent: bool, title: str) -> Node:
         parse_acl(acl)
-        stored_format, stored_value = coerce_value(format, value)
+        if leaf:
+            format_, value = coerce_value(format_, value)
         return self._attach(
-            uri, Node(name="", format=stored_format, type=type, value=stored_value, tstamp=self._now(),
+            uri, Node(name="", format=format_, type=type_, value=value, tstamp=self._now(),
                       access=access, permanent=permanent, acl=acl, title=title)
         )
 
@@ -490,13 +229,14 @@ class DMTree:
             "Type": node.type,
             "VerNo": str(node.verno),
         }[name]
-        return ResultItem(parsed.path + parsed.query, "chr", DEFAULT_LEAF_TYPE, value)
+        return ResultItem(uri=parsed.path + parsed.query, format="chr", type=DEFAULT_LEAF_TYPE, value=value)
 
-    def _value_item(self, uri: str, node: Node, *, with_data: bool) -> ResultItem:
+    @staticmethod
+    def _value_item(uri: str, node: Node, *, with_data: bool) -> ResultItem:
         if node.is_interior:
-            data = "/".join(quote(name, safe=_URI_SAFE_CHARS) for name in node.children) if with_data else None
-            return ResultItem(uri, INTERIOR_FORMAT, node.type, data)
-        return ResultItem(uri, node.format, node.type, node.value if with_data else None)
+            data = "/".join(escape_name(name) for name in node.children) if with_data else None
+            return ResultItem(uri=uri, format=INTERIOR_FORMAT, type=node.type, value=data)
+        return ResultItem(uri=uri, format=node.format, type=node.type, value=node.value if with_data else None)
 
     def _list(self, parsed: ParsedUri, node: Node, server_id: str) -> GetResult:
         attribute, *modifiers = re.split(r"(?=[+\- ])", parsed.query_value or "")
@@ -509,25 +249,12 @@ class DMTree:
             ))
         if attribute == "TNDS":
             self._check_access(node, GET, parsed.path)
-            fields = self._tnds_fields(modifiers)
-            document = self._tnds_document(parsed.segments, node, server_id, fields)
-            return GetResult((ResultItem(parsed.path + parsed.query, "xml", TNDS_XML_TYPE, document),))
+            fields = tnds_fields(modifiers, self.config.tnds_default_fields)
+            document = tnds_document(parsed.segments, node, fields,
+                                     lambda segments, child: self._readable(segments, child, server_id))
+            return GetResult((ResultItem(uri=parsed.path + parsed.query, format="xml", type=TNDS_XML_TYPE,
+                                         value=document),))
         raise TreeCommandError(Status.OPTIONAL_FEATURE_NOT_SUPPORTED, f"unsupported list {parsed.query_value!r}")
-
-    def _tnds_fields(self, modifiers: list[str]) -> tuple[str, ...]:
-        if not modifiers:
-            return self.config.tnds_default_fields
-        # A '+' may arrive decoded as a space.
-        signs = {"-" if modifier[0] == "-" else "+" for modifier in modifiers}
-        if len(signs) > 1:
-            raise TreeCommandError(Status.BAD_REQUEST, "TNDS property list mixes '+' and '-'")
-        names = [modifier[1:] for modifier in modifiers]
-        unknown = [name for name in names if name not in TNDS_FIELDS]
-        if unknown:
-            raise TreeCommandError(Status.OPTIONAL_FEATURE_NOT_SUPPORTED, f"unsupported TNDS fields {unknown}")
-        if signs == {"+"}:
-            return tuple(name for name in TNDS_FIELDS if name in names)
-        return tuple(name for name in self.config.tnds_default_fields if name not in names)
 
     def _readable_subtree(
         self, segments: tuple[str, ...], node: Node, server_id: str
@@ -536,79 +263,25 @@ class DMTree:
         yield join_uri(segments), node
         for name, child in node.children.items():
             child_segments = segments + (name,)
-            if GET in child.access and self._allowed(child_segments, GET, server_id):
+            if self._readable(child_segments, child, server_id):
                 yield from self._readable_subtree(child_segments, child, server_id)
 
-    def _tnds_document(
-        self, segments: tuple[str, ...], node: Node, server_id: str, fields: tuple[str, ...]
-    ) -> str:
-        tree_element = etree.Element(f"{{{TNDS_NAMESPACE}}}MgmtTree", nsmap={None: TNDS_NAMESPACE})
-        etree.SubElement(tree_element, _tnds("VerDTD")).text = "1.2"
-        self._tnds_node(tree_element, segments, node, server_id, fields, top=True)
-        return etree.tostring(tree_element, encoding="unicode")
-
-    def _tnds_node(
-        self,
-        parent_element: etree._Element,
-        segments: tuple[str, ...],
-        node: Node,
-        server_id: str,
-        fields: tuple[str, ...],
-        *,
-        top: bool,
-    ) -> None:
-        element = etree.SubElement(parent_element, _tnds("Node"))
-        etree.SubElement(element, _tnds("NodeName")).text = node.name
-        if top and segments:
-            etree.SubElement(element, _tnds("Path")).text = join_uri(segments[:-1])
-        properties = etree.SubElement(element, _tnds("RTProperties"))
-        for name in fields:
-            if name == "ACL" and node.acl:
-                etree.SubElement(properties, _tnds("ACL")).text = node.acl
-            elif name == "Format":
-                etree.SubElement(etree.SubElement(properties, _tnds("Format")), _tnds(node.format))
-            elif name == "Name":
-                etree.SubElement(properties, _tnds("Name")).text = node.name
-            elif name == "Size" and not node.is_interior:
-                etree.SubElement(properties, _tnds("Size")).text = str(node.size)
-            elif name == "Title" and node.title:
-                etree.SubElement(properties, _tnds("Title")).text = node.title
-            elif name == "TStamp":
-                etree.SubElement(properties, _tnds("TStamp")).text = node.tstamp
-            elif name == "Type" and (node.type or not node.is_interior):
-                kind = "DDFName" if node.is_interior else "MIME"
-                etree.SubElement(etree.SubElement(properties, _tnds("Type")), _tnds(kind)).text = node.type
-            elif name == "VerNo":
-                etree.SubElement(properties, _tnds("VerNo")).text = str(node.verno)
-        if len(properties) == 0:
-            element.remove(properties)
-        if node.is_interior:
-            for name, child in node.children.items():
-                child_segments = segments + (name,)
-                if GET in child.access and self._allowed(child_segments, GET, server_id):
-                    self._tnds_node(element, child_segments, child, server_id, fields, top=False)
-        elif "Value" in fields:
-            value = node.value
-            text = base64.b64encode(value).decode("ascii") if isinstance(value, bytes) else value
-            etree.SubElement(element, _tnds("Value")).text = text
+    def _readable(self, segments: tuple[str, ...], node: Node, server_id: str) -> bool:
+        """Whether the server may Get this node (access type and ACL)."""
+        return GET in node.access and self._allowed(segments, GET, server_id)
 
     # ----------------------------------------------------------- server side: Add
 
-    def add(
-        self,
-        uri: str,
-        value: str | bytes | None,
-        format: str | None,
-        type: str | None,
-        server_id: str,
-    ) -> int:
-        return self._status_of(lambda: self._add(uri, value, format, type, server_id))
-
-    def _add(self, uri: str, value: str | bytes | None, format_: str | None,
-             type_: str | None, server_id: str) -> None:
+    @_answers_status
+    def add(self, uri: str, value: str | bytes | None, format: str | None, type: str | None,
+            server_id: str) -> None:
         parsed = self._parse_checked(uri)
         if parsed.query_key is not None:
             raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, "properties cannot be added")
+        self._add_node(parsed, value, format, type, server_id)
+
+    def _add_node(self, parsed: ParsedUri, value: str | bytes | None, format_: str | None,
+                  type_: str | None, server_id: str) -> None:
         if not parsed.segments:
             raise TreeCommandError(Status.ALREADY_EXISTS, "the root exists")
         if (format_ or "chr") == INTERIOR_FORMAT:
@@ -650,39 +323,22 @@ class DMTree:
         self._link(parent, parsed.segments[-1], new_node)
         topmost_new = anchor.children[missing_parents[0] if missing_parents else parsed.segments[-1]]
         if topmost_new.is_interior and not self._allowed(anchor_segments, REPLACE, server_id):
-            topmost_new.acl = self._creator_acl(anchor_segments, server_id)
+            topmost_new.acl = creator_acl(self._effective_acl(anchor_segments), server_id)
         self._touch(anchor)
         for pattern, hook in self._add_hooks:
             if matches_pattern(pattern, parsed.path):
                 hook(parsed.path)
 
-    def _creator_acl(self, parent_segments: tuple[str, ...], server_id: str) -> str:
-        """§6.4: a server adding an interior node without Replace on the parent gets
-        Add, Delete and Replace on it; the inherited rights are kept alongside."""
-        rights = parse_acl(self._effective_acl(parent_segments))
-        for command in (ADD, DELETE, REPLACE):
-            rights[command] = rights.get(command, frozenset()) | {server_id}
-        return format_acl(rights)
-
     # ----------------------------------------------------------- server side: Replace
 
-    def replace(
-        self,
-        uri: str,
-        value: str | bytes | None,
-        format: str | None,
-        type: str | None,
-        server_id: str,
-    ) -> int:
-        return self._status_of(lambda: self._replace(uri, value, format, type, server_id))
-
-    def _replace(self, uri: str, value: str | bytes | None, format_: str | None,
-                 type_: str | None, server_id: str) -> None:
+    @_answers_status
+    def replace(self, uri: str, value: str | bytes | None, format: str | None, type: str | None,
+                server_id: str) -> None:
         parsed = self._parse_checked(uri)
         node = self._find(parsed.segments)
         if node is None:
             if self.config.replace_missing_adds and parsed.query_key is None:
-                self._add(uri, value, format_, type_, server_id)
+                self._add_node(parsed, value, format, type, server_id)
                 return
             raise TreeCommandError(Status.NOT_FOUND, f"{parsed.path} does not exist")
         if parsed.query_key == "prop":
@@ -694,12 +350,12 @@ class DMTree:
         self._check_access(node, REPLACE, parsed.path)
         if node.is_interior:
             raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, "an interior node has no value to replace")
-        stored_format, stored_value = coerce_value(format_ or node.format, value)
+        stored_format, stored_value = coerce_value(format or node.format, value)
         if stored_format != node.format and node.permanent:
             raise TreeCommandError(Status.UNSUPPORTED_MEDIA_TYPE, f"{parsed.path} only holds {node.format}")
         node.format, node.value = stored_format, stored_value
-        if type_ and not node.permanent:
-            node.type = type_
+        if type and not node.permanent:
+            node.type = type
         self._touch(node)
 
     def _replace_property(self, parsed: ParsedUri, node: Node, value: str | bytes | None,
@@ -753,26 +409,17 @@ class DMTree:
 
     # ----------------------------------------------------------- server side: Delete
 
-    def delete(self, uri: str, server_id: str) -> int:
-        return self._status_of(lambda: self._delete(uri, server_id))
-
-    def _delete(self, uri: str, server_id: str) -> None:
-        parsed = self._parse_checked(uri)
-        if parsed.query_key is not None:
-            raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, "properties cannot be deleted")
-        node = self._require(parsed.segments)
-        self._check_acl(parsed.segments, DELETE, server_id)
-        self._check_access(node, DELETE, parsed.path)
+    @_answers_status
+    def delete(self, uri: str, server_id: str) -> None:
+        parsed, node = self._command_target(uri, DELETE, server_id, "properties cannot be deleted")
         if any(member.permanent for _, member in self._walk(parsed.segments, node)):
             raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, f"{parsed.path} is or contains a permanent node")
         self.remove_node(parsed.path)
 
     # ----------------------------------------------------------- server side: Copy
 
-    def copy(self, source: str, target: str, server_id: str) -> int:
-        return self._status_of(lambda: self._copy(source, target, server_id))
-
-    def _copy(self, source: str, target: str, server_id: str) -> None:
+    @_answers_status
+    def copy(self, source: str, target: str, server_id: str) -> None:
         source_parsed = self._parse_checked(source)
         target_parsed = self._parse_checked(target)
         if source_parsed.query_key is not None or target_parsed.query_key is not None:
@@ -790,7 +437,7 @@ class DMTree:
         duplicate.title = node.title
         for name, child in node.children.items():
             child_segments = segments + (name,)
-            if GET in child.access and self._allowed(child_segments, GET, server_id):
+            if self._readable(child_segments, child, server_id):
                 self._link(duplicate, name, self._copy_readable(child_segments, child, server_id))
         return duplicate
 
@@ -798,12 +445,7 @@ class DMTree:
 
     def exec(self, uri: str, data: str | None, correlator: str | None, server_id: str) -> int:
         try:
-            parsed = self._parse_checked(uri)
-            if parsed.query_key is not None:
-                raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, "properties cannot be executed")
-            node = self._require(parsed.segments)
-            self._check_acl(parsed.segments, EXEC, server_id)
-            self._check_access(node, EXEC, parsed.path)
+            parsed, _ = self._command_target(uri, EXEC, server_id, "properties cannot be executed")
         except TreeCommandError as error:
             return error.status
         for pattern, handler in self._exec_handlers:
@@ -827,7 +469,7 @@ class DMTree:
         for command in commands:
             status = self._run_in_atomic(command, server_id)
             statuses.append(status)
-            if status not in (Status.OK, Status.ACCEPTED):
+            if status not in (Status.OK, Status.ACCEPTED_FOR_PROCESSING):
                 break
         else:
             return AtomicResult(Status.OK, tuple(statuses))
@@ -866,13 +508,17 @@ class DMTree:
         node.tstamp = self._now()
         node.verno = (node.verno + 1) % VERNO_MODULUS
 
-    @staticmethod
-    def _status_of(operation: Callable[[], None]) -> int:
-        try:
-            operation()
-        except TreeCommandError as error:
-            return error.status
-        return Status.OK
+    def _command_target(self, uri: str, command: str, server_id: str,
+                        on_property: str) -> tuple[ParsedUri, Node]:
+        """The node a Delete or Exec acts on, once the URI, the ACL and the
+        access type allow ``command``; a property URI is refused with ``on_property``."""
+        parsed = self._parse_checked(uri)
+        if parsed.query_key is not None:
+            raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, on_property)
+        node = self._require(parsed.segments)
+        self._check_acl(parsed.segments, command, server_id)
+        self._check_access(node, command, parsed.path)
+        return parsed, node
 
     def _parse_checked(self, uri: str) -> ParsedUri:
         parsed = parse_uri(uri)
@@ -882,7 +528,7 @@ class DMTree:
     def _check_limits(self, segments: tuple[str, ...]) -> None:
         """414 when DevDetail/URI limits are exceeded. Depth counts segments below
         the root; lengths are measured on the escaped form without the ``./``."""
-        escaped = [quote(name, safe=_URI_SAFE_CHARS) for name in segments]
+        escaped = [escape_name(name) for name in segments]
         config = self.config
         if config.max_depth and len(segments) > config.max_depth:
             raise TreeCommandError(Status.URI_TOO_LONG, f"depth {len(segments)} > {config.max_depth}")
@@ -950,8 +596,7 @@ class DMTree:
         return acl
 
     def _allowed(self, segments: Sequence[str], command: str, server_id: str) -> bool:
-        server_ids = parse_acl(self._effective_acl(segments)).get(command, frozenset())
-        return "*" in server_ids or server_id in server_ids
+        return acl_allows(self._effective_acl(segments), command, server_id)
 
     def _check_acl(self, segments: Sequence[str], command: str, server_id: str) -> None:
         if not self._allowed(segments, command, server_id):
@@ -963,7 +608,3 @@ class DMTree:
     def _check_access(node: Node, command: str, uri: str) -> None:
         if command not in node.access:
             raise TreeCommandError(Status.COMMAND_NOT_ALLOWED, f"{command} is not allowed on {uri}")
-
-
-def _tnds(tag: str) -> str:
-    return f"{{{TNDS_NAMESPACE}}}{tag}"
