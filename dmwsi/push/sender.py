@@ -134,7 +134,12 @@ class PushSender:
         self.binding = f"{{{contract.target_namespace}}}{contract.name}"
         self.in_flight = {}         # delivery id -> Deferred (reactor thread only)
         self.running = False
-        self._pool = ThreadPool(minthreads=0, maxthreads=self.settings["max_in_flight"], name="push")
+        # Every thread started with the pool: a thread started on demand is
+        # started from the reactor thread, which then waits for it to run,
+        # i.e. for the interpreter lock (120-220 ms stalls measured under load,
+        # tests/e2e/test_e2e_reactor_latency.py).
+        in_flight = self.settings["max_in_flight"]
+        self._pool = ThreadPool(minthreads=in_flight, maxthreads=in_flight, name="push")
         self._loop = task.LoopingCall(self.poll)
         self._loop.clock = reactor
         self._kicked = False
