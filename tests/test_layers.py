@@ -14,7 +14,7 @@ PACKAGE_DIR = Path(dmwsi.__file__).parent
 
 # (module prefix, layer), most specific prefix first wins.
 PLACEMENT = [
-    ("dmwsi.cli", "entry"), ("dmwsi.host", "entry"), ("dmwsi.runtime", "entry"),
+    ("dmwsi.cli", "entry"), ("dmwsi.host", "entry"), ("dmwsi.runtime", "entry"), ("dmwsi.bounds", "entry"),
     ("dmwsi.client", "soap-client"),
     ("dmwsi.wsi", "soap-edge"),
     ("dmwsi.push", "consumer-edge"),
