@@ -67,6 +67,10 @@ WBXML_TYPES = (wbxml.DM_WBXML, wbxml.DS_WBXML)
 # Unauthenticated sessions kept per device: a device mid-handshake survives a
 # few strangers' package 1s naming it, and a flood costs bounded memory.
 MAX_UNAUTHENTICATED = 4
+# Commands plus items one message may carry. A message within MaxMsgSize of
+# tiny items can still hold thousands of them, and each costs the engine a
+# record; real clients send a few dozen (large Results go as one TNDS item).
+MAX_PARTS = 2000
 
 
 @dataclass
@@ -115,8 +119,9 @@ class ChallengeLimiter:
 
 class DMServer:
     def __init__(self, backend, policy: SessionPolicy, session_timeout=120, clock=time.monotonic,
-                 challenge_rate=1.0, challenge_burst=20, store_thread=None):
+                 challenge_rate=1.0, challenge_burst=20, store_thread=None, max_parts=MAX_PARTS):
         self.backend = backend
+        self.max_parts = max_parts
         #: dmwsi.store.thread.StoreThread that runs ``handle`` and ``sweep``
         #: for the HTTP binding (the engine tests call ``handle`` directly).
         self.store_thread = store_thread
@@ -159,6 +164,10 @@ class DMServer:
             msg = parse(xml)
         except ProtocolError as e:
             return _refuse(400, str(e))
+        parts = _parts(msg.body)
+        if parts > self.max_parts:
+            # Refused before any session sees it: nothing is recorded, no nonce is spent.
+            return _refuse(413, f"{parts} commands and items in one message (at most {self.max_parts})")
 
         session = self._session_for(msg, body, token)
         try:
@@ -261,6 +270,14 @@ class DMServer:
     def in_session(self, device_id):
         """True while the device itself (authenticated) is in session."""
         return device_id in self.by_device
+
+
+def _parts(commands):
+    """Commands and items in ``commands``, containers' members included."""
+    total = 0
+    for command in commands:
+        total += 1 + len(getattr(command, "items", ()) or ()) + _parts(getattr(command, "commands", ()) or ())
+    return total
 
 
 class DMResource(resource.Resource):
