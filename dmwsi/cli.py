@@ -10,12 +10,14 @@ from dmwsi.errors import DmwsiError
 
 
 def _config_from(args):
-    server = {}
+    overrides = {}
     for key in ("host", "http_port", "https_port", "data_dir"):
         value = getattr(args, key, None)
         if value is not None:
-            server[key] = value
-    return load_config(args.config, overrides={"server": server} if server else None)
+            overrides.setdefault("server", {})[key] = value
+    if getattr(args, "dev", False):
+        overrides["security"] = {"allow_anonymous": True}
+    return load_config(args.config, overrides=overrides or None)
 
 
 def cmd_serve(args):
@@ -50,13 +52,141 @@ class CallFailed(DmwsiError):
     """A SOAP call answered a fault or did not get through: exit code 2, the message on stderr."""
 
 
-def _client(url):
+def _client(args):
     import requests
     from dmwsi.client import soap_client
+    url, auth = client_settings(args)
     try:
-        return soap_client(url)
+        return soap_client(url, auth=auth)
     except requests.RequestException as e:
         raise CallFailed(f"error: cannot load the WSDL from {url}: {e}")
+
+
+# --- how the CLI authenticates ------------------------------------------------
+
+PASSWORD_ENV = "DMWSI_PASSWORD"
+PROFILE_KEYS = {"url", "user", "password", "password_env", "cert", "key", "sign_key", "sign_cert", "ca"}
+PROFILE_PATHS = ("cert", "key", "sign_key", "sign_cert", "ca")
+FALLBACK_URL = "http://127.0.0.1:8080/soap"
+
+
+def default_profile_path(environ=None):
+    """~/.config/dmwsi/profile.toml (or under $XDG_CONFIG_HOME)."""
+    import os
+    from pathlib import Path
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_CONFIG_HOME") or Path(environ.get("HOME") or Path.home()) / ".config"
+    return Path(base) / "dmwsi" / "profile.toml"
+
+
+def load_profile(path, explicit):
+    """The settings of a profile file -> dict (paths made absolute). A missing
+    default profile is no profile; a missing ``--profile`` is an error."""
+    import stat
+    import tomllib
+    from pathlib import Path
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            profile = tomllib.load(f)
+    except FileNotFoundError:
+        if explicit:
+            raise CallFailed(f"error: no profile {path}")
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise CallFailed(f"error: cannot read the profile {path}: {e}")
+    unknown = set(profile) - PROFILE_KEYS
+    if unknown:
+        raise CallFailed(f"error: {path}: unknown setting(s) {sorted(unknown)}; known: {sorted(PROFILE_KEYS)}")
+    for key, value in profile.items():
+        if not isinstance(value, str):
+            raise CallFailed(f"error: {path}: {key} must be a string")
+    if "password" in profile and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        # A password others can read is no secret: refused, as ssh refuses such keys.
+        raise CallFailed(f"error: {path} holds a password and others can read it: chmod 600 it "
+                         f"(or use password_env)")
+    for key in PROFILE_PATHS:
+        if key in profile:
+            profile[key] = str((path.parent / Path(profile[key]).expanduser()).resolve())
+    return profile
+
+
+def is_local_url(url):
+    """Does ``url`` name this machine (loopback)?"""
+    import ipaddress
+    from urllib.parse import urlsplit
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _local_url(config):
+    """The SOAP URL of a server running on this machine with ``config``."""
+    server = config["server"]
+    host = server["host"] if server["host"] not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    for scheme in ("http", "https"):
+        if server[f"{scheme}_port"] > 0:
+            return f"{scheme}://{host}:{server[f'{scheme}_port']}/{server['soap_path']}"
+    return FALLBACK_URL
+
+
+def client_settings(args, environ=None):
+    """(SOAP URL, ClientAuth) from the options, then the profile, then, for a
+    server on this machine, what it left in its data directory: the bootstrap
+    operator credential (when no credentials are given) and its development
+    certificate (as the CA of an https URL)."""
+    import os
+    from dmwsi.client import ClientAuth
+    from dmwsi.security.principals import PolicyError, bootstrap_credential_path, read_bootstrap_credential
+    from dmwsi.tls import DEV_CERT
+    environ = os.environ if environ is None else environ
+    config = _config_from(args)
+    explicit = getattr(args, "profile", None)
+    profile = load_profile(explicit or default_profile_path(environ), bool(explicit))
+    url = getattr(args, "url", None) or getattr(args, "server", None) or profile.get("url") or _local_url(config)
+
+    def pick(name):
+        value = getattr(args, name, None)
+        return str(value) if value else profile.get(name)
+
+    settings = {name: pick(name) for name in ("user", "cert", "key", "sign_key", "sign_cert", "ca")}
+    password = None
+    if settings["user"]:
+        password = environ.get(PASSWORD_ENV) or environ.get(profile.get("password_env") or PASSWORD_ENV) \
+            or profile.get("password") or _prompt_password(settings["user"])
+    local = is_local_url(url)
+    if local and not (settings["user"] or settings["cert"] or settings["sign_key"]):
+        path = bootstrap_credential_path(config)
+        if path is not None and os.access(path, os.R_OK):    # another user's server: not ours to use
+            try:
+                credential = read_bootstrap_credential(path)
+            except PolicyError as e:
+                raise CallFailed(f"error: {e}")
+            if credential is not None:
+                settings["user"], password = credential.username, credential.password
+    if local and not settings["ca"] and url.startswith("https:") and not config["tls"]["cert_file"]:
+        dev_cert = config.data_dir / "tls" / DEV_CERT
+        if dev_cert.is_file():
+            settings["ca"] = str(dev_cert)
+    try:
+        return url, ClientAuth(username=settings["user"], password=password, cert=settings["cert"],
+                               key=settings["key"], sign_key=settings["sign_key"],
+                               sign_cert=settings["sign_cert"], ca=settings["ca"])
+    except ValueError as e:
+        raise CallFailed(f"error: {e.args[0].replace('_', '-')}")
+
+
+def _prompt_password(user):
+    import getpass
+    if not sys.stdin.isatty():
+        raise CallFailed(f"error: --user {user} needs a password: set {PASSWORD_ENV} (or password_env in "
+                         f"the profile), or run on a terminal to be asked")
+    return getpass.getpass(f"password for {user}: ")
 
 
 def _invoke(client, operation, request):
@@ -75,7 +205,7 @@ def _invoke(client, operation, request):
 
 def cmd_call(args):
     try:
-        client = _client(args.url)
+        client = _client(args)
         answer = _invoke(client, args.operation, parse_assignments(args.params))
         if args.follow:
             return _follow_answer(client, args, answer)
@@ -184,7 +314,7 @@ def _counts_line(job):
 def cmd_results(args):
     """Every per-device result of a job, keyset-paged through GetJobResults."""
     try:
-        client = _client(args.url)
+        client = _client(args)
         state, results = job_results(client, args.job_id, args.state, args.page_size)
     except CallFailed as e:
         print(e, file=sys.stderr)
@@ -292,7 +422,12 @@ def cmd_sim(args):
     except (OSError, ValueError, TypeError) as e:
         print(f"simulator configuration error: {e}", file=sys.stderr)
         return 2
-    dm_url = args.dm_url or derive_dm_url(args.server)
+    try:
+        server, auth = client_settings(args)
+    except CallFailed as e:
+        print(e, file=sys.stderr)
+        return 2
+    dm_url = args.dm_url or derive_dm_url(server)
     fleet = Fleet(sim_config, args.devices, dm_url, reactor=reactor)
     port = fleet.listen(args.listen_port, args.listen_host)
     console = Console(stderr=True)
@@ -306,7 +441,7 @@ def cmd_sim(args):
     def run():
         try:
             if args.register:
-                ok, failed = yield fleet.register(args.server)
+                ok, failed = yield fleet.register(server, auth=auth)
                 if failed and not ok:
                     state["code"] = 1
                     for line in fleet.last_errors[-3:]:
@@ -343,6 +478,29 @@ def cmd_sim(args):
     return state["code"]
 
 
+URL_HELP = ("SOAP endpoint (default: the profile's url, else this machine's server from the "
+            "configuration, http://127.0.0.1:8080/soap by default)")
+
+
+def _auth_options():
+    """Credentials of call, results and sim (docs/security.rst, "The command line")."""
+    auth = argparse.ArgumentParser(add_help=False)
+    group = auth.add_argument_group(
+        "credentials", f"default: the profile, else for a server on this machine its bootstrap operator "
+                       f"credential; the password of --user comes from ${PASSWORD_ENV}, the profile or a prompt")
+    group.add_argument("--profile", metavar="PATH",
+                       help="profile file (TOML: url, user, password_env, password, cert, key, sign_key, "
+                            "sign_cert, ca); default ~/.config/dmwsi/profile.toml if it exists")
+    group.add_argument("--user", help="WS-Security UsernameToken user (PasswordDigest)")
+    group.add_argument("--cert", metavar="PEM", help="TLS client certificate (mutual TLS), with --key")
+    group.add_argument("--key", metavar="PEM", help="private key of --cert")
+    group.add_argument("--sign-key", metavar="PEM", help="sign requests (WS-Security X.509, RSA-SHA256) with this key")
+    group.add_argument("--sign-cert", metavar="PEM", help="certificate of --sign-key, sent with each request")
+    group.add_argument("--ca", metavar="PEM", help="CA bundle the server's certificate must chain to "
+                                                   "(default: system CAs; a local server's development certificate)")
+    return auth
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="dmwsi", description=__doc__)
     parser.add_argument("--config", help="configuration file (TOML); defaults to conf/dmwsi.toml")
@@ -354,12 +512,15 @@ def build_parser():
     serve.add_argument("--http-port", type=int)
     serve.add_argument("--https-port", type=int)
     serve.add_argument("--data-dir")
+    serve.add_argument("--dev", action="store_true",
+                       help="development: accept requests without credentials (security.allow_anonymous)")
     serve.set_defaults(func=cmd_serve)
 
-    call = sub.add_parser("call", help="call a SOAP operation: dmwsi call GetJobStatus jobId=J1")
+    auth = _auth_options()
+    call = sub.add_parser("call", parents=[auth], help="call a SOAP operation: dmwsi call GetJobStatus jobId=J1")
     call.add_argument("operation")
     call.add_argument("params", nargs="*", metavar="key=value")
-    call.add_argument("--url", default="http://127.0.0.1:8080/soap", help="SOAP endpoint")
+    call.add_argument("--url", help=URL_HELP)
     call.add_argument("--json", action="store_true", help="print JSON instead of a table")
     call.add_argument("--follow", action="store_true",
                       help="follow the job the call answers (GetJobStatus every 0.5 s, a progress bar) "
@@ -367,18 +528,18 @@ def build_parser():
                            "With --json, prints {response, job} once the job is final")
     call.set_defaults(func=cmd_call)
 
-    results = sub.add_parser("results", help="print a job's per-device results (every page of GetJobResults)")
+    results = sub.add_parser("results", parents=[auth], help="print a job's per-device results (every page of GetJobResults)")
     results.add_argument("job_id", metavar="JOBID")
-    results.add_argument("--url", default="http://127.0.0.1:8080/soap", help="SOAP endpoint")
+    results.add_argument("--url", help=URL_HELP)
     results.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     results.add_argument("--state", action="append", metavar="STATE",
                          help="only results in this target state (repeatable); default: every final state")
     results.add_argument("--page-size", type=int, help="results per GetJobResults page (server default: 100)")
     results.set_defaults(func=cmd_results)
 
-    sim = sub.add_parser("sim", help="run a simulated device fleet against a server")
+    sim = sub.add_parser("sim", parents=[auth], help="run a simulated device fleet against a server")
     sim.add_argument("--devices", type=int, default=10, help="number of devices (split by class share)")
-    sim.add_argument("--server", default="http://127.0.0.1:8080/soap", help="SOAP URL of the server")
+    sim.add_argument("--server", help="SOAP URL of the server RegisterDevice goes to; " + URL_HELP)
     sim.add_argument("--dm-url", help="DM URL (default: the SOAP host with path /dm)")
     sim.add_argument("--listen-port", type=int, default=9090, help="port for package 0 POSTs (0: any)")
     sim.add_argument("--listen-host", default="127.0.0.1")

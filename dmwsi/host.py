@@ -27,6 +27,7 @@ from dmwsi.store.thread import StoreThread
 from dmwsi.jobs.wakeup import WakeUp
 from dmwsi.push.sender import PushSender
 from dmwsi.security import mtls, secure_soap_app
+from dmwsi.security.principals import ensure_bootstrap_credential
 from dmwsi.runtime import Services
 from dmwsi.wsi.handlers import HANDLERS
 from dmwsi.wsi.application import build_soap_app
@@ -44,15 +45,19 @@ class Server:
         self.services = None
         self.threadpool = None
         self.store_thread = None
+        self.bootstrap = None       # dmwsi.security.principals.BootstrapCredential, if enabled
 
     def build_site(self):
         cfg = self.config["server"]
+        # First, so a refused credential file (readable by others) stops the start before anything opens.
+        self.bootstrap = ensure_bootstrap_credential(self.config)
         self.services = Services.open(self.config, self.reactor)
         self.store_thread = StoreThread(self.reactor)
         self.threadpool = ThreadPool(minthreads=1, maxthreads=cfg["soap_threads"], name="soap")
         soap_app = build_soap_app(self.services, HANDLERS, cfg["max_request_bytes"])
         # Authentication of every request, before spyne (dmwsi/security).
         soap_app = secure_soap_app(soap_app, self.config, self.services)
+        self._add_bootstrap_principal(soap_app.authenticator.policy)
         self.dm_resource = DMResource(self._build_dm(), self.reactor)
         root = resource.Resource()
         root.putChild(cfg["soap_path"].encode(),
@@ -62,6 +67,20 @@ class Server:
         download_dir.mkdir(parents=True, exist_ok=True)
         root.putChild(cfg["download_path"].encode(), static.File(str(download_dir)))
         return server.Site(root)
+
+    def _add_bootstrap_principal(self, authentication_policy):
+        """Accept the bootstrap credential's principal (created on first start, read after).
+
+        Authentication and authorization each hold a Policy read from the
+        policy file; the bootstrap principal joins both (roles for work done
+        on its behalf later come from the latter)."""
+        if self.bootstrap is None:
+            return
+        principal = self.bootstrap.principal()
+        authentication_policy.add(principal)
+        if self.services.policy is not None and self.services.policy is not authentication_policy:
+            self.services.policy.add(principal)
+        log.info("bootstrap operator credential (user %r) in %s", self.bootstrap.username, self.bootstrap.path)
 
     def _build_dm(self):
         dm = self.config["dm"]
@@ -158,3 +177,10 @@ def _start_or_exit(srv):
         raise
     for name in ports:
         print(f"dmwsi: {name} SOAP endpoint {srv.url(name)} (WSDL at {srv.url(name)}?wsdl)", flush=True)
+    if srv.bootstrap is not None:
+        # Where, never what: the password stays in the 0600 file.
+        print(f"dmwsi: operator credential (user {srv.bootstrap.username}) in {srv.bootstrap.path}; "
+              f"`dmwsi call` on this machine uses it", flush=True)
+    if srv.config["security"]["allow_anonymous"]:
+        print("dmwsi: anonymous access is ON (development): callers without credentials get the roles "
+              "of [principals.anonymous]", flush=True)

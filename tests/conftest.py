@@ -29,11 +29,17 @@ def tls_pair(tmp_path_factory):
     return generate_dev_pair(tmp_path_factory.mktemp("tls"))
 
 
-def make_config(tmp_path, tls_pair, **sections):
+def make_config(tmp_path, tls_pair, anonymous=True, **sections):
+    """A test server's configuration. Anonymous access is off by default
+    (conf/dmwsi.toml); most tests call without credentials, so it is turned on
+    here explicitly. ``anonymous=None`` keeps the shipped default (what
+    tests/security/test_sec_default.py checks); ``security={...}`` wins."""
     key, cert = tls_pair
     overrides = {"server": {"host": "127.0.0.1", "http_port": 0, "https_port": 0,
                             "data_dir": str(tmp_path / "data"), "soap_threads": 4},
                  "tls": {"key_file": str(key), "cert_file": str(cert)}}
+    if anonymous is not None:
+        overrides["security"] = {"allow_anonymous": anonymous}
     for section, values in sections.items():
         overrides.setdefault(section, {}).update(values)
     return load_config(overrides=overrides, environ={})
@@ -56,9 +62,9 @@ class ServerFactory:
         self.reactor, self.base_dir, self.tls_pair = reactor, base_dir, tls_pair
         self.servers = []
 
-    def __call__(self, **sections):
-        """Start a server with these config sections -> RunningServer."""
-        config = make_config(self.base_dir / f"s{len(self.servers)}", self.tls_pair, **sections)
+    def __call__(self, anonymous=True, **sections):
+        """Start a server with these config sections -> RunningServer (``anonymous``: see make_config)."""
+        config = make_config(self.base_dir / f"s{len(self.servers)}", self.tls_pair, anonymous, **sections)
         srv = Server(config, reactor=self.reactor)
         blockingCallFromThread(self.reactor, srv.start)
         self.servers.append(srv)

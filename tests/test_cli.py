@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -13,7 +14,11 @@ from dmwsi.cli import parse_assignments
 from dmwsi.records import Command, Device, Job, ResultItem
 
 CLI = [sys.executable, "-m", "dmwsi.cli"]
-WIDE = {**os.environ, "COLUMNS": "200"}      # rich tables unwrapped
+# Rich tables unwrapped; no DMWSI_* settings, profile or bootstrap credential
+# of whoever runs the tests (a data directory of its own, empty).
+WIDE = {**{k: v for k, v in os.environ.items() if not k.startswith("DMWSI_")}, "COLUMNS": "200",
+        "XDG_CONFIG_HOME": tempfile.mkdtemp(prefix="dmwsi-cli-xdg-"),
+        "DMWSI_SERVER_DATA_DIR": tempfile.mkdtemp(prefix="dmwsi-cli-data-")}
 
 
 def run(*args):

@@ -6,10 +6,17 @@ it is (certificate subject or pinned certificate, UsernameToken credentials)
 and the per-principal message-security options. Other keys in a principal's
 table and other top-level tables (roles, permissions, scopes) are kept in
 ``Principal.extra`` / ``Policy.raw`` for the authorization layer.
+
+It also keeps the bootstrap operator credential: a UsernameToken user and a
+random password the server writes once, mode 0600, into its data directory
+(``security.bootstrap_credential``), so a fresh install is usable without
+anonymous access, and ``dmwsi call`` on the same machine can read it.
 """
 import hashlib
 import logging
 import os
+import secrets
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +27,9 @@ from dmwsi.errors import DmwsiError
 log = logging.getLogger(__name__)
 
 ANONYMOUS = "anonymous"
+#: principal (and UsernameToken user) of the bootstrap credential
+BOOTSTRAP = "bootstrap-operator"
+BOOTSTRAP_ROLES = ("operator",)
 
 KNOWN_KEYS = {"roles", "certificate_subject", "certificate_file", "certificate_sha256", "username",
               "password", "password_env", "sign_responses", "require_signature", "encrypt_responses",
@@ -71,6 +81,14 @@ class Policy:
                 self._index(self._by_username, p.username, p, "username")
             for pin in p.pinned_sha256:
                 self._index(self._by_pin, pin, p, "pinned certificate")
+
+    def add(self, principal):
+        """One more principal (the bootstrap operator); PolicyError if its name or credentials clash."""
+        if principal.name in self.principals:
+            raise PolicyError(f"principal {principal.name!r} is defined twice")
+        if principal.username:
+            self._index(self._by_username, principal.username, principal, "username")
+        self.principals[principal.name] = principal
 
     @staticmethod
     def _index(index, key, principal, what):
@@ -190,3 +208,80 @@ def policy_path(config):
     from dmwsi.resources import CONF_DIR
     configured = config["security"]["policy_file"]
     return config.data_path(configured) if configured else CONF_DIR / "policy.toml"
+
+
+# --- the bootstrap operator credential ---------------------------------------
+
+@dataclass(frozen=True)
+class BootstrapCredential:
+    path: Path
+    username: str
+    password: str = field(repr=False)
+
+    def principal(self):
+        return Principal(name=BOOTSTRAP, roles=BOOTSTRAP_ROLES, username=self.username, password=self.password)
+
+
+_BOOTSTRAP_HEADER = """\
+# dmwsi bootstrap operator credential (UsernameToken, role "operator"), written
+# once by the first `dmwsi serve` on this data directory. `dmwsi call` on this
+# machine, with the same configuration, uses it when given no credentials.
+# Keep it mode 0600. To replace it: delete this file and restart the server.
+# To have none: security.bootstrap_credential = "" (docs/deploy.rst).
+"""
+
+
+def bootstrap_credential_path(config):
+    """Where ``security.bootstrap_credential`` lives (relative to data_dir), or None if disabled."""
+    return config.data_path(config["security"]["bootstrap_credential"])
+
+
+def read_bootstrap_credential(path):
+    """The credential in ``path`` -> BootstrapCredential; None if there is no such file.
+
+    PolicyError if it is malformed or readable by anyone but its owner (a
+    password others can read is no credential: refused, as ssh refuses keys).
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise PolicyError(f"{path}: mode {stat.S_IMODE(mode):04o} lets others read the bootstrap "
+                              f"credential; chmod 600 it")
+        with open(path, "rb") as f:
+            table = tomllib.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise PolicyError(f"cannot read the bootstrap credential {path}: {e}")
+    username, password = table.get("username"), table.get("password")
+    if not (isinstance(username, str) and username and isinstance(password, str) and password):
+        raise PolicyError(f"{path}: needs username and password strings (delete it to have a new one made)")
+    return BootstrapCredential(path, username, password)
+
+
+def ensure_bootstrap_credential(config):
+    """The server's bootstrap credential, created on first start -> BootstrapCredential (None if disabled).
+
+    An existing file is read, never rewritten, so a restart keeps the password
+    the operator's tools already use.
+    """
+    path = bootstrap_credential_path(config)
+    if path is None:
+        return None
+    existing = read_bootstrap_credential(path)
+    if existing is not None:
+        return existing
+    path.parent.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(24)
+    # O_EXCL: never follow or overwrite a file that appeared meanwhile; the
+    # mode is set at creation, so the password is never readable by others.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)      # whatever the umask
+        os.write(fd, (_BOOTSTRAP_HEADER + f'username = "{BOOTSTRAP}"\npassword = "{password}"\n').encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    log.warning("created the bootstrap operator credential (UsernameToken user %r) in %s", BOOTSTRAP, path)
+    return BootstrapCredential(path, BOOTSTRAP, password)

@@ -358,8 +358,9 @@ class Fleet:
             "notificationUrl": self.notification_url(device_id),
         }
 
-    def register(self, soap_url: str, device_ids=None) -> defer.Deferred:
-        """RegisterDevice for every device (zeep in threads, in batches); fires with (ok, failed)."""
+    def register(self, soap_url: str, device_ids=None, auth=None) -> defer.Deferred:
+        """RegisterDevice for every device (zeep in threads, in batches); fires with (ok, failed).
+        ``auth``: how the CLI authenticates (dmwsi.client), the same for registration."""
         from twisted.internet.threads import deferToThreadPool
         ids = list(self.devices) if device_ids is None else list(device_ids)
         requests = [(device_id, self.registration_request(device_id)) for device_id in ids]
@@ -373,7 +374,7 @@ class Fleet:
             from dmwsi.client import soap_client
             client = getattr(local, "client", None)
             if client is None:
-                client = local.client = soap_client(soap_url, timeout=self.config.request_timeout)
+                client = local.client = soap_client(soap_url, timeout=self.config.request_timeout, auth=auth)
             ok, failed = 0, []
             for device_id, request in batch:
                 try:
