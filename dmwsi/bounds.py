@@ -32,15 +32,18 @@ REASONS = {413: b"Request Entity Too Large", 408: b"Request Timeout"}
 
 
 class Refusal:
-    """How one endpoint answers a refused request: (content type, body) per HTTP status."""
+    """How one endpoint answers a refused request. ``answers``: {why (413 or
+    408): (HTTP status, content type, body)}; a why it does not name gets
+    plain HTTP with that status. (SOAP 1.1 carries a fault with HTTP 500.)"""
 
     def __init__(self, answers):
-        self.answers = answers      # {status: (content_type bytes, body bytes)}
+        self.answers = answers
 
-    def response(self, status):
-        content_type, body = self.answers.get(status, (b"text/plain; charset=utf-8",
-                                                       REASONS[status] + b"\n"))
-        return (b"HTTP/1.1 %d %s\r\n" % (status, REASONS[status]) +
+    def response(self, why):
+        status, content_type, body = self.answers.get(
+            why, (why, b"text/plain; charset=utf-8", REASONS[why] + b"\n"))
+        reason = REASONS.get(status, b"Internal Server Error")
+        return (b"HTTP/1.1 %d %s\r\n" % (status, reason) +
                 b"Content-Type: " + content_type + b"\r\n" +
                 b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
 

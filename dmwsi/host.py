@@ -16,7 +16,10 @@ import logging
 
 from twisted.internet import reactor as default_reactor
 from twisted.python.threadpool import ThreadPool
-from twisted.web import resource, server, static
+from twisted.web import resource, static
+
+from dmwsi.bounds import BoundedSite, Refusal
+from dmwsi.contract.faults import fault_detail, fault_document
 
 from dmwsi.dm.delivery import make_notifier
 from dmwsi.dm.server import DMResource, DMServer
@@ -53,7 +56,9 @@ class Server:
         self.bootstrap = ensure_bootstrap_credential(self.config)
         self.services = Services.open(self.config, self.reactor)
         self.store_thread = StoreThread(self.reactor)
-        self.threadpool = ThreadPool(minthreads=1, maxthreads=cfg["soap_threads"], name="soap")
+        # Every thread started with the pool: one started on demand is started from the reactor
+        # thread, which then waits for the interpreter lock (stalls measured, dmwsi/push/sender.py).
+        self.threadpool = ThreadPool(minthreads=cfg["soap_threads"], maxthreads=cfg["soap_threads"], name="soap")
         soap_app = build_soap_app(self.services, HANDLERS, cfg["max_request_bytes"])
         # Authentication of every request, before spyne (dmwsi/security).
         soap_app = secure_soap_app(soap_app, self.config, self.services)
@@ -66,7 +71,19 @@ class Server:
         download_dir = self.config.data_dir / "download"
         download_dir.mkdir(parents=True, exist_ok=True)
         root.putChild(cfg["download_path"].encode(), static.File(str(download_dir)))
-        return server.Site(root)
+        return self._bounded(root)
+
+    def _bounded(self, root):
+        """The Site, with every request's body size and duration bounded while it arrives (dmwsi.bounds)."""
+        cfg, dm = self.config["server"], self.config["dm"]
+        too_large = "The request body is larger than the server accepts."
+        fault = fault_document("soap:Client", too_large, fault_detail("RequestTooLarge", too_large))
+        return BoundedSite(
+            root, request_deadline=cfg["request_deadline"],
+            body_limits={cfg["soap_path"].encode(): cfg["max_request_bytes"],
+                         cfg["dm_path"].encode(): dm["max_body_bytes"],
+                         cfg["download_path"].encode(): 0},
+            refusals={cfg["soap_path"].encode(): Refusal({413: (500, b"text/xml; charset=utf-8", fault)})})
 
     def _add_bootstrap_principal(self, authentication_policy):
         """Accept the bootstrap credential's principal (created on first start, read after).
@@ -92,7 +109,7 @@ class Server:
                                view=self.services.result_view)
         dm_server = DMServer(backend, policy, session_timeout=dm["session_timeout"],
                              challenge_rate=dm["challenge_rate"], challenge_burst=dm["challenge_burst"],
-                             store_thread=self.store_thread)
+                             store_thread=self.store_thread, max_parts=dm["max_parts"])
         self.notifier = make_notifier(dm["notifier"], self.reactor, dm["notification_concurrency"])
         self.services.dm_server = dm_server
         #: kicked (from any thread) after a state change closed targets: CancelJob

@@ -35,7 +35,7 @@ def site(running_reactor):
     root.putChild(b"soap", echo)
     root.putChild(b"dm", echo)
     site = BoundedSite(root, body_limits={b"soap": LIMIT, b"dm": LIMIT // 2},
-                       refusals={b"soap": Refusal({413: (b"text/xml; charset=utf-8", FAULT)})},
+                       refusals={b"soap": Refusal({413: (500, b"text/xml; charset=utf-8", FAULT)})},
                        request_deadline=1.0)
     port = blockingCallFromThread(running_reactor, running_reactor.listenTCP, 0, site, interface="127.0.0.1")
     site.echo, site.port_number = echo, port.getHost().port
@@ -77,7 +77,7 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(sit
     sock = connect(site)
     sock.sendall(head(b"soap", b"Content-Length: 200000000\r\n\r\n"))   # 200 MB announced, none sent
     reply = answer(sock)                 # answered and closed without waiting for a byte of it
-    assert reply.startswith(b"HTTP/1.1 413") and reply.endswith(FAULT)
+    assert reply.startswith(b"HTTP/1.1 500") and reply.endswith(FAULT)     # SOAP 1.1: a fault is HTTP 500
     assert site.echo.bodies == []
 
 
@@ -137,3 +137,28 @@ def test_each_request_on_a_kept_alive_connection_has_its_own_deadline(site):
 def test_the_site_still_serves_after_refusals(site):
     test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(site)
     test_a_body_within_the_limit_reaches_the_resource_whole(site)
+
+
+# ---- the real server: the bounds its configuration sets -------------------------------------
+
+def test_the_server_refuses_oversized_bodies_on_both_endpoints_before_reading_them(start_server):
+    srv = start_server(server={"max_request_bytes": 50_000}, dm={"max_body_bytes": 20_000})
+    port = int(srv.soap_url.split(":")[2].split("/")[0])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"POST /soap HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 200000000\r\n\r\n")
+    reply = answer(sock)
+    assert reply.startswith(b"HTTP/1.1 500") and b"<code>RequestTooLarge</code>" in reply.replace(b"dmwsi:", b"")
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"POST /dm HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.syncml.dm+xml\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n")
+    try:
+        for _ in range(100):
+            sock.sendall(b"400\r\n" + b"<" * 1024 + b"\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    assert answer(sock).startswith(b"HTTP/1.1 413")
+    # and it goes on serving: a real answer, over a new connection
+    from tests.fuzz.test_fuzz_soap import GET_SERVICE_INFO
+    from tests.security.test_sec_http_attacks import send
+    status, _, body = send(srv.soap_url, "POST", GET_SERVICE_INFO)
+    assert status == 200 and b"GetServiceInfo" in body
