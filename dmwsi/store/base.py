@@ -414,7 +414,40 @@ class Store(abc.ABC):
         numbered below ``below_sequence`` when given)."""
 
     @abc.abstractmethod
-    def due_pushes(self, now: datetime | None = None, limit: int = 100) -> list[OutboxPush]: ...
+    def due_pushes(self, now: datetime | None = None, limit: int = 100, *,
+                   callback_url: str | None = None) -> list[OutboxPush]:
+        """Scheduled pushes due at ``now``, earliest first (then in enqueue
+        order); only those to ``callback_url`` (one consumer) when given."""
+
+    @abc.abstractmethod
+    def due_consumers(self, now: datetime | None = None) -> list[str]:
+        """The callback URLs (consumers) with at least one push due at
+        ``now``, in URL order; cheap however many pushes each has waiting."""
+
+    @abc.abstractmethod
+    def park_pushes(self, callback_url: str, error: str, *, batch: int = 1000) -> int:
+        """Park every scheduled push to ``callback_url`` (its consumer stayed
+        down too long): not retried any more, ``last_error`` set to
+        ``error``, kept for parked_pushes / redeliver_pushes. In transactions
+        of at most ``batch`` pushes; returns how many were parked."""
+
+    @abc.abstractmethod
+    def parked_pushes(self, *, callback_url: str | None = None, job_id: str | None = None,
+                      after: str | None = None, limit: int = 100) -> list[OutboxPush]:
+        """Parked pushes (neither delivered nor scheduled: parked, or
+        abandoned by mark_failed(..., None)), in enqueue order, filtered by
+        consumer and/or job; ``after``: the last delivery id of the previous
+        page (NotFound if there is no such push)."""
+
+    @abc.abstractmethod
+    def redeliver_pushes(self, *, delivery_ids: Iterable[str] | None = None, callback_url: str | None = None,
+                         job_id: str | None = None, now: datetime | None = None,
+                         batch: int = 1000) -> dict[str, int]:
+        """Schedule parked pushes again, due ``now``, as a new retry series
+        (attempts from 0); only parked ones among those selected (ids and/or
+        consumer and/or job; at least one selector, else TypeError), in
+        transactions of at most ``batch``. Delivery ids, payloads and
+        sequences are unchanged. Returns {callback URL: pushes redelivered}."""
 
     @abc.abstractmethod
     def get_push(self, delivery_id: str) -> OutboxPush | None: ...
@@ -424,7 +457,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def mark_failed(self, delivery_id: str, error: str, next_attempt_at: datetime | None) -> None:
-        """Record a failed attempt; next_attempt_at=None abandons the push."""
+        """Record a failed attempt; next_attempt_at=None abandons (parks) the
+        push. Ignored for a push delivered or parked meanwhile. NotFound."""
 
     # --- transaction log (append-only) -------------------------------------
     @abc.abstractmethod

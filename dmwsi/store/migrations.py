@@ -357,6 +357,19 @@ CREATE INDEX job_targets_unannounced ON job_targets(job_id, device_id)
     WHERE announced_at IS NULL AND state NOT IN {OPEN_STATES_SQL};
 """
 
+V10_PUSH_CONSUMERS = """
+-- Pushes are scheduled per consumer (callback URL): the consumers with a due
+-- push are found by a loose scan of this index (one seek per consumer) and
+-- each consumer's due pushes read from its own range, so a consumer with a
+-- large backlog never hides another's.  Same terms as outbox_due.
+CREATE INDEX outbox_consumer_due ON outbox(callback_url, next_attempt_at)
+    WHERE delivered_at IS NULL AND next_attempt_at IS NOT NULL;
+-- Parked pushes (neither delivered nor scheduled: the consumer stayed down
+-- too long, or attempts ran out), listed and re-delivered by consumer.
+CREATE INDEX outbox_parked ON outbox(callback_url)
+    WHERE delivered_at IS NULL AND next_attempt_at IS NULL;
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "core: devices, subscribers, groups, jobs, results, transaction log", _script(V1_CORE)),
     Migration(2, "result delivery: acknowledgements, outbox, event subscriptions", _script(V2_DELIVERY)),
@@ -369,6 +382,7 @@ MIGRATIONS: list[Migration] = [
     Migration(8, "per-device commands as rows (device_commands), moved out of target params JSON",
               _script(V8_DEVICE_COMMANDS)),
     Migration(9, "unannounced-target index by open states (cheaper on insert)", _script(V9_UNANNOUNCED_INDEX)),
+    Migration(10, "push outbox: per-consumer due index, parked-push index", _script(V10_PUSH_CONSUMERS)),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -3,7 +3,7 @@ services.pusher, sending what is committed to the server's own store."""
 import pytest
 
 from dmwsi.jobs import outbox
-from dmwsi.push.sender import PushSender
+from dmwsi.push.sender import DEFAULTS, PushSender
 
 from .conftest import FAST, delivered, make_job, wait_until
 
@@ -16,7 +16,7 @@ def server(start_server):
 def test_server_runs_a_push_sender_with_its_push_settings(server):
     pusher = server.services.pusher
     assert isinstance(pusher, PushSender) and pusher.running and pusher.store is server.store
-    assert pusher.settings == {**FAST, "poll_interval": 60.0}
+    assert pusher.settings == {**DEFAULTS, **FAST, "poll_interval": 60.0}
 
 
 def test_results_committed_on_the_server_store_reach_the_consumer(server, consumer):

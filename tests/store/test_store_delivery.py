@@ -121,3 +121,67 @@ def test_reschedule_push_moves_a_pending_push_without_counting_an_attempt(store)
         store.reschedule_push("nope", at(1))
     with pytest.raises(TypeError):
         store.reschedule_push(held, None)
+
+
+def test_due_pushes_per_consumer(store):
+    """Each consumer's due pushes from its own range: a backlog of one hides nothing of another's."""
+    busy = [store.enqueue_push("op", "https://a/cb", "X", {}, now=at(n)) for n in range(50)]
+    other = store.enqueue_push("op", "https://b/cb", "X", {}, now=at(60))
+    later = store.enqueue_push("op", "https://c/cb", "X", {}, now=at(100))
+    assert [p.delivery_id for p in store.due_pushes(at(70), limit=5)] == busy[:5]   # all consumers: a's only
+    assert store.due_consumers(at(70)) == ["https://a/cb", "https://b/cb"]           # c's is not due yet
+    assert [p.delivery_id for p in store.due_pushes(at(70), limit=5, callback_url="https://b/cb")] == [other]
+    assert [p.delivery_id for p in store.due_pushes(at(70), limit=2, callback_url="https://a/cb")] == busy[:2]
+    assert store.due_pushes(at(70), callback_url="https://c/cb") == []
+    store.mark_failed(busy[0], "refused", at(200))              # a's earliest is now its second
+    assert store.due_pushes(at(70), limit=1, callback_url="https://a/cb")[0].delivery_id == busy[1]
+    for d in busy[1:]:
+        store.mark_delivered(d, now=at(80))
+    assert store.due_consumers(at(150)) == ["https://b/cb", "https://c/cb"]          # a's one is due at 200
+    assert store.due_consumers(at(300)) == ["https://a/cb", "https://b/cb", "https://c/cb"]
+    assert store.due_consumers(at(0)) == [] and later
+
+
+def test_park_list_and_redeliver(store):
+    job = store.create_job(Job("op", "x", delivery_mode="each", callback_url="https://a/cb"), [], ["d1"])
+    ids = [store.enqueue_push("op", "https://a/cb", "X", {"n": n}, job_id=job.job_id if n < 3 else None,
+                              now=at(n)) for n in range(5)]
+    kept = store.enqueue_push("op", "https://b/cb", "X", {}, now=at(0))
+    store.mark_failed(ids[0], "timeout", at(1))
+    store.mark_delivered(ids[4], now=at(2))
+    assert store.park_pushes("https://a/cb", "parked: down", batch=2) == 4    # in batches of 2
+    assert store.due_consumers(at(100)) == ["https://b/cb"]
+    assert store.get_push(kept).next_attempt_at == at(0)                    # another consumer's: untouched
+    assert store.park_pushes("https://a/cb", "again") == 0
+    assert store.get_push(ids[4]).delivered_at == at(2)                     # delivered: not parked
+    p = store.get_push(ids[0])
+    assert (p.next_attempt_at, p.delivered_at, p.last_error, p.attempts) == (None, None, "parked: down", 1)
+    # A failure reported for a push parked while in flight leaves it parked.
+    store.mark_failed(ids[0], "late timeout", at(50))
+    assert store.get_push(ids[0]).next_attempt_at is None
+    store.mark_failed(kept, "giving up", None)                               # abandoned = parked too
+
+    assert [p.delivery_id for p in store.parked_pushes()] == ids[:4] + [kept]
+    assert [p.delivery_id for p in store.parked_pushes(callback_url="https://a/cb")] == ids[:4]
+    assert [p.delivery_id for p in store.parked_pushes(job_id=job.job_id)] == ids[:3]
+    page = store.parked_pushes(callback_url="https://a/cb", limit=3)
+    assert [p.delivery_id for p in page] == ids[:3]
+    assert [p.delivery_id for p in store.parked_pushes(callback_url="https://a/cb", after=page[-1].delivery_id)] \
+        == [ids[3]]
+    with pytest.raises(NotFound):
+        store.parked_pushes(after="nope")
+    with pytest.raises(ValueError):
+        store.parked_pushes(limit=0)
+
+    # Re-delivered: due at once, attempts from 0, same id and payload.
+    assert store.redeliver_pushes(delivery_ids=[ids[1], ids[1], ids[4], "nope"], now=at(60)) == {"https://a/cb": 1}
+    p = store.get_push(ids[1])
+    assert (p.next_attempt_at, p.attempts, p.payload, p.delivery_id) == (at(60), 0, {"n": 1}, ids[1])
+    assert store.redeliver_pushes(job_id=job.job_id, now=at(61), batch=1) == {"https://a/cb": 2}
+    assert store.redeliver_pushes(callback_url="https://a/cb", now=at(62)) == {"https://a/cb": 1}
+    assert store.parked_pushes(callback_url="https://a/cb") == []
+    assert [p.delivery_id for p in store.due_pushes(at(100), callback_url="https://a/cb")] == \
+        [ids[1], ids[0], ids[2], ids[3]]                                         # by their new due time
+    assert store.redeliver_pushes(callback_url="https://b/cb", job_id=job.job_id) == {}
+    with pytest.raises(TypeError):
+        store.redeliver_pushes()
