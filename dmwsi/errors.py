@@ -36,6 +36,9 @@ CODES = {
                                      "(session lost, server restart)."),
     "Busy": ("Server", "Every synchronous slot is held by a call waiting for its device; retry later or call "
                        "without synchronous. Nothing was queued."),
+    "LargeObjectNotBuffered": ("Server", "The device answered a non-final large-object chunk with a status "
+                                         "other than 213 (chunk buffered): it did not receive the object "
+                                         "whole, so the command failed and the rest was not sent."),
 }
 
 

@@ -29,6 +29,8 @@ SCHEME_TYPES = {"basic": AUTH_BASIC, "md5": AUTH_MD5, "hmac": AUTH_MAC}
 SIZE_MARGIN = 256
 # A large object's piece shorter than this means the message is all overhead: refused (413) instead.
 MIN_PIECE = 64
+# The per-device error (dmwsi.errors.CODES) of a large object whose non-final chunk got no 213.
+LARGE_OBJECT_NOT_BUFFERED = "LargeObjectNotBuffered"
 NOT_EXECUTED = {0, codes.StatusCode.NOT_EXECUTED, 401, 407}   # device refused before running
 DEVICE_MAY_SEND = ("Alert", "Replace", "Results", "Status")
 SESSION_ALERTS = (codes.AlertCode.SERVER_INITIATED_MGMT, codes.AlertCode.CLIENT_INITIATED_MGMT)
@@ -50,8 +52,9 @@ class SessionPolicy:
 class _Sent:
     """A server command awaiting the device's Status."""
     unit_index: int
-    seq: int | None         # None for an Atomic wrapper
+    seq: int | None         # None for an Atomic/Sequence wrapper
     chunk_final: bool = True
+    inner_seqs: list = field(default_factory=list)   # a wrapper's members
 
 
 @dataclass
@@ -123,7 +126,11 @@ class Session:
         self.sent = {}                 # (server msg id, cmd id) -> _Sent
         self.outgoing = []             # commands of the current package not yet sent
         self.chunk = None              # _Chunk being sent
+        self.deferred = None           # the _Out once left for the next message (see _next_part)
         self.incoming_lo = {}          # (msg_ref, cmd_ref) -> [text parts, declared size]
+        # Statuses the device gave a container (Atomic/Sequence) in this package:
+        # (unit index, member seqs, code), the members' result where they have none.
+        self.container_statuses = []
         self.ended = False
         self.end_reason = None
 
@@ -165,6 +172,8 @@ class Session:
             status = self._handle_device_command(hdr, cmd)
             if status is not None:
                 statuses.append(status)
+        if msg.final:
+            self._settle_containers()
         if self.ended:          # device aborted (1223)
             return self._reply(statuses, [], final=True)
 
@@ -345,15 +354,32 @@ class Session:
             return
         # Kept (not popped): the Results for a Get follow its Status (§3.3).
         sent = self.sent.get((status.msg_ref, status.cmd_ref))
-        if sent is None or sent.seq is None:
-            return                       # unknown reference or an Atomic wrapper
+        if sent is None:
+            return                       # unknown reference
         state = self.units[sent.unit_index]
+        if sent.seq is None:             # an Atomic/Sequence: settled when the package is complete
+            if status.code in NOT_EXECUTED and self.device_demands_cred and not state.retried:
+                return self._requeue(sent.unit_index)
+            self.container_statuses.append((sent.unit_index, sent.inner_seqs, int(status.code)))
+            return
         outcome = state.outcomes[sent.seq]
         if status.code == codes.StatusCode.CHUNKED_ITEM_ACCEPTED and not sent.chunk_final:
             return
         if status.code in NOT_EXECUTED and self.device_demands_cred and not state.retried:
             return self._requeue(sent.unit_index)   # device wanted our Cred first
+        if self._adds_instead(sent, status, state, outcome):
+            return
         outcome.status = status.code
+        if not sent.chunk_final:
+            # §5: only 213 says the chunk was buffered. Anything else (a client
+            # answering 200 to each chunk keeps only the last one) means the
+            # object will not arrive whole: fail the command, send no more of it.
+            outcome.error = LARGE_OBJECT_NOT_BUFFERED
+            outcome.detail = (f"non-final large-object chunk answered {status.code}, not "
+                              f"{int(codes.StatusCode.CHUNKED_ITEM_ACCEPTED)}")
+            if self.chunk is not None and (self.chunk.out.unit_index, self.chunk.out.seq) == (sent.unit_index,
+                                                                                                sent.seq):
+                self.chunk = None
 
     def _on_results(self, hdr, results):
         sent = self.sent.get((results.msg_ref or hdr.msg_id, results.cmd_ref))
@@ -388,6 +414,36 @@ class Session:
             return self._status_for(hdr, results, status)
         return None
 
+    def _adds_instead(self, sent, status, state, outcome):
+        """A Replace answered 404 in a unit that asks for it: its Add goes
+        out next (before later units' commands), once; the 404 is kept as
+        an earlier status of the command. Not inside an Atomic, whose
+        all-or-nothing an Add after it would break."""
+        unit = state.unit
+        if not (unit.add_if_missing and not unit.atomic and status.cmd == "Replace"
+                and status.code == codes.StatusCode.NOT_FOUND and not outcome.earlier):
+            return False
+        command = next(c for c in unit.commands if c.seq == sent.seq)
+        if command.action != "Replace":
+            return False
+        outcome.earlier.append(("Replace", int(status.code)))
+        self._queue_in_job_order(sent.unit_index,
+                                 [_Out(sent.unit_index, sent.seq, self._command(replace(command, action="Add")))])
+        return True
+
+    def _settle_containers(self):
+        """A container's status is its members' result when the device gave
+        them none: an Atomic refused as a whole (406, 500, 507 ...) is recorded
+        at once, not left open and retried in later sessions. Done once the
+        device's package is complete, because member statuses may follow the
+        container's in any of its messages."""
+        for unit_index, seqs, code in self.container_statuses:
+            outcomes = self.units[unit_index].outcomes
+            for seq in seqs:
+                if outcomes[seq].status is None:
+                    outcomes[seq].status = code
+        self.container_statuses = []
+
     def _record_result(self, sent, item, failure=None):
         if sent is None:
             return
@@ -418,12 +474,19 @@ class Session:
 
     def _command(self, command):
         cls = COMMAND_TYPES[command.action]
-        meta = Meta(format=command.format, type=command.type) if (command.format or command.type) else None
+        fmt = command.format
+        if cls in (Add, Replace) and not fmt:
+            fmt = "chr"     # chr is the default anyway; a real client crashes on an Add without Format
+        meta = Meta(format=fmt, type=command.type) if (fmt or command.type) else None
         item = Item(target=command.uri, source=command.source_uri, data=command.value, meta=meta)
         kwargs = {"correlator": command.correlator} if cls is Exec else {}
         return cls(items=[item], **kwargs)
 
     def _requeue(self, unit_index):
+        """Send the unit again, once, whole: what of it is still waiting to go
+        out is dropped first (it is in the copy), and the copy goes where the
+        unit stood, before every later unit, so each command reaches the device
+        once per attempt and in job order."""
         state = self.units[unit_index]
         if state.retried:
             return
@@ -431,9 +494,19 @@ class Session:
         for key, sent in list(self.sent.items()):
             if sent.unit_index == unit_index:
                 del self.sent[key]
-        for outcome in state.outcomes.values():
-            outcome.status, outcome.results = None, []
-        self.outgoing.extend(self._commands_for(unit_index))
+        state.outcomes = {seq: CommandOutcome(seq) for seq in state.outcomes}
+        self.container_statuses = [c for c in self.container_statuses if c[0] != unit_index]
+        if self.chunk is not None and self.chunk.out.unit_index == unit_index:
+            self.chunk = None            # its remaining pieces belong to the refused attempt
+        self.outgoing = [o for o in self.outgoing if o.unit_index != unit_index]
+        self._queue_in_job_order(unit_index, self._commands_for(unit_index))
+
+    def _queue_in_job_order(self, unit_index, outs):
+        """Queue ``outs`` of unit ``unit_index`` before every later unit's
+        commands still waiting: work reaches the device in job order."""
+        at = next((i for i, o in enumerate(self.outgoing)
+                   if o.unit_index is not None and o.unit_index > unit_index), len(self.outgoing))
+        self.outgoing[at:at] = outs
 
     def _finish_units(self):
         for state in self.units:
@@ -466,10 +539,25 @@ class Session:
             if n:
                 placed, self.outgoing = self.outgoing[:n], self.outgoing[n:]
                 return placed, not self.outgoing
+            head = self.outgoing[0]
+            if len(statuses) > 1 and head is not self.deferred and not self._piece_fits(head, statuses, budget):
+                # Not even a minimal piece fits beside this message's statuses
+                # (package 1 answers many): the next message, with fewer, may
+                # carry it. Once: a command that cannot fit anyway is refused then.
+                self.deferred = head
+                return [], False
             chunked = self._start_chunk(self.outgoing.pop(0), statuses, budget)
             if chunked is not None:
                 return chunked
         return [], True
+
+    def _piece_fits(self, out, statuses, budget):
+        """Whether the first minimal piece of ``out``'s data fits beside ``statuses``."""
+        item = out.command.items[0] if out.seq is not None and out.command.items else None
+        if item is None or not item.data:
+            return False
+        data = item.data[:MIN_PIECE]
+        return self._size(statuses, [self._piece(out, data, True, len(data) == len(item.data))]) <= budget
 
     def _start_chunk(self, out, statuses, budget):
         command = out.command
@@ -527,18 +615,19 @@ class Session:
         body = [replace(status, cmd_id=str(next(cmd_ids))) for status in statuses]
         for out in outs:
             command = out.command
+            # The container's CmdID before its members': the usual order, the one clients expect.
+            cid = str(next(cmd_ids))
             if isinstance(command, (Atomic, Sequence)):
                 inner = []
                 for seq, inner_cmd in zip(out.inner_seqs, command.commands):
-                    cid = str(next(cmd_ids))
-                    inner.append(replace(inner_cmd, cmd_id=cid))
+                    member_id = str(next(cmd_ids))
+                    inner.append(replace(inner_cmd, cmd_id=member_id))
                     if register:
-                        self.sent[(msg_id, cid)] = _Sent(out.unit_index, seq)
+                        self.sent[(msg_id, member_id)] = _Sent(out.unit_index, seq)
                 command = replace(command, commands=inner)
-            cid = str(next(cmd_ids))
             body.append(replace(command, cmd_id=cid))
             if register and out.unit_index is not None:
-                self.sent[(msg_id, cid)] = _Sent(out.unit_index, out.seq, out.chunk_final)
+                self.sent[(msg_id, cid)] = _Sent(out.unit_index, out.seq, out.chunk_final, out.inner_seqs)
         header = SyncHdr(
             session_id=self.session_id, msg_id=msg_id,
             target=self.device_id, source=self.policy.server_uri,

@@ -33,6 +33,9 @@ class WorkUnit:
     atomic: bool = False
     sequence: bool = False      # wrap in a DM Sequence (ignored when atomic)
     customer_care: bool = False
+    # SetDeviceData: "Replace, or Add when the node does not exist": a Replace
+    # the device answers 404 is sent again as an Add (not inside an Atomic).
+    add_if_missing: bool = False
 
 
 @dataclass
@@ -40,6 +43,17 @@ class CommandOutcome:
     seq: int
     status: int | None = None           # None: the device never answered it
     results: list = field(default_factory=list)    # dmwsi.records.ResultItem (uri, value, format, type)
+    # A failure the status alone does not tell (a large object's chunk answered
+    # without 213): a per-device error code of dmwsi.errors.CODES, and why.
+    error: str | None = None
+    detail: str | None = None
+    # (action, status) of earlier tries in this session: the Replace's 404
+    # before the Add that took its place. ``status`` is the last try's.
+    earlier: list = field(default_factory=list)
+
+    @property
+    def failed(self):
+        return self.error is not None or not 200 <= self.status < 300
 
 
 @dataclass

@@ -104,7 +104,8 @@ class StoreBackend:
                         for c in source]
             request = (item.job.params or {}).get("request", {})
             units.append(WorkUnit(job_id=item.job.job_id, commands=commands, atomic=item.job.atomic,
-                                  sequence=bool(request.get("sequence")), customer_care=item.job.customer_care))
+                                  sequence=bool(request.get("sequence")), customer_care=item.job.customer_care,
+                                  add_if_missing=bool(request.get("add_if_missing"))))
         return units
 
     def unit_finished(self, device_id, unit, outcomes):
@@ -112,12 +113,14 @@ class StoreBackend:
         items = []
         for o in outcomes:
             cmd = by_seq[o.seq]
+            # Earlier tries first (a Replace's 404 before its Add): each a status row of the command.
+            items.extend(ResultItem(uri=cmd.uri, status_code=code, command_seq=o.seq) for _, code in o.earlier)
             items.append(ResultItem(uri=cmd.uri, status_code=o.status, command_seq=o.seq))
             # Result items always carry a Format (chr when the device left it
             # out); the per-command status rows carry none: that tells them apart.
             items.extend(replace(r, format=r.format or "chr", status_code=o.status, command_seq=o.seq)
                          for r in o.results)
-        failed = [o for o in outcomes if not 200 <= o.status < 300]
+        failed = [o for o in outcomes if o.failed]
         awaiting = [o for o in outcomes if o.status == ACCEPTED]
         worst = failed[0].status if failed else (awaiting[0].status if awaiting else 200)
         with self.store.transaction():
@@ -131,8 +134,11 @@ class StoreBackend:
                 summary = f"{len(outcomes)} command(s), status {worst}, after the target was {target.state}"
             elif failed:
                 summary = f"{len(outcomes)} command(s), status {worst}"
+                first = failed[0]
+                message = (f"command {first.seq} failed: {first.detail}" if first.error
+                           else f"command {first.seq} failed with status {worst}")
                 self._finish_target(unit.job_id, device_id, TARGET_FAILED, status_code=worst,
-                                    message=f"command {failed[0].seq} failed with status {worst}")
+                                    error_code=first.error, message=message)
             elif awaiting:
                 # Exec accepted: the outcome comes in a Generic Alert (§12.3), unless
                 # it already came earlier in this same session (the target is final then).

@@ -72,6 +72,9 @@ class DeviceClass:
     require_server_auth: bool = False
     max_msg_size: int = 16384
     ui_confirm: bool = True
+    session_id_one: bool = False         # quirks: see DeviceBehaviour
+    chunks_as_whole: bool = False
+    atomic_refusal: int | None = None
     fumo: Mapping[str, Any] = field(default_factory=dict)     # FumoScript fields
     scomo: Mapping[str, Any] = field(default_factory=dict)    # ScomoScript fields
     components: tuple = ()                                   # InstalledComponent dicts
@@ -81,7 +84,9 @@ class DeviceClass:
             encoding=self.encoding, auth_scheme=self.auth_scheme, latency=self.latency,
             fail_rate=self.fail_rate, drop_rate=self.drop_rate, wrong_credentials=self.wrong_credentials,
             require_server_auth=self.require_server_auth, max_msg_size=self.max_msg_size,
-            ui_confirm=self.ui_confirm, fumo_script=FumoScript(**self.fumo),
+            ui_confirm=self.ui_confirm, session_id_one=self.session_id_one,
+            chunks_as_whole=self.chunks_as_whole, atomic_refusal=self.atomic_refusal,
+            fumo_script=FumoScript(**self.fumo),
             scomo_script=ScomoScript(**self.scomo), seed=seed)
 
 

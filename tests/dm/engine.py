@@ -142,16 +142,19 @@ class ScriptedDevice:
                 self.nonce = auth.b64decode(cmd.chal.next_nonce)
 
     def answer(self, reply, codes_by_uri=None, values=None, header_code=212, extra=()):
-        """Package 3: a Status for every server command in ``reply`` (200 unless
-        ``codes_by_uri`` says otherwise), Results for each successful Get with
-        ``values[uri]``; ``extra`` commands appended (alerts...)."""
+        """Package 3: a Status for every server command in ``reply`` (200, or 213
+        for a non-final large-object chunk, unless ``codes_by_uri`` says
+        otherwise), Results for each successful Get with ``values[uri]``;
+        ``extra`` commands appended (alerts...)."""
         codes_by_uri, values = codes_by_uri or {}, values or {}
         hdr = reply.header
         body = [Status(msg_ref=hdr.msg_id, cmd_ref="0", cmd="SyncHdr", target_refs=[hdr.target],
                        source_refs=[hdr.source], code=header_code)]
         for cmd in server_commands(reply):
-            uri = cmd.items[0].target if getattr(cmd, "items", None) else None
-            code = codes_by_uri.get(uri, codes.StatusCode.OK)
+            items = getattr(cmd, "items", None)
+            uri = items[0].target if items else None
+            buffered = codes.StatusCode.CHUNKED_ITEM_ACCEPTED if items and items[0].more_data else codes.StatusCode.OK
+            code = codes_by_uri.get(uri, buffered)
             body.append(Status(msg_ref=hdr.msg_id, cmd_ref=cmd.cmd_id, cmd=cmd.tag,
                                target_refs=[uri] if uri else [], code=code))
             if cmd.tag == "Get" and code == codes.StatusCode.OK:

@@ -42,6 +42,12 @@ What the client does, in protocol terms:
   server acknowledges them with a 2xx Status;
 * a server message with Final and no commands ends the session without an
   answer (§3.4); Alert 1223 aborts it (§3.6).
+
+Real clients' quirks (issue 11), each a ``DeviceBehaviour`` option off by
+default so end-to-end tests can reproduce them: ``session_id_one`` (SessionID
+1 every session), ``chunks_as_whole`` (MoreData ignored: 200 per chunk, the
+last kept), ``atomic_refusal`` (an Atomic answered with that code alone, no
+member statuses). docs/dm-conformance.rst lists what the server does with each.
 """
 from dmwsi.sim.client.auth import CRED_TYPE_BY_SCHEME, SCHEME_BY_AAUTH_TYPE, SCHEME_BY_CRED_TYPE, ClientAuth
 from dmwsi.sim.client.behaviour import ENCODINGS, DeviceBehaviour, default_profile

@@ -32,6 +32,10 @@ class DeviceBehaviour:
     fumo_script: FumoScript = FumoScript()
     scomo_script: ScomoScript = ScomoScript()
     seed: int | None = None                # RNG seed for fail/drop decisions
+    # Quirks of real clients (issue 11), off by default:
+    session_id_one: bool = False           # every session SessionID 1 (MsgID 1), package 0 or not
+    chunks_as_whole: bool = False          # each MoreData chunk taken as the whole value: 200, last kept
+    atomic_refusal: int | None = None      # answer every Atomic with this code alone, no member statuses
 
     def __post_init__(self):
         if self.encoding not in ENCODINGS:

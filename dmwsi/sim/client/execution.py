@@ -74,6 +74,9 @@ class CommandExecution:
         if isinstance(cmd, UnknownCommand) or getattr(cmd, "cmd_id", None) is None:
             return _Done(cmd, [StatusCode.BAD_REQUEST])
         if isinstance(cmd, Atomic):
+            if self.behaviour.atomic_refusal is not None:
+                # A real client refused Atomic as a whole: one status, no member ran or answered.
+                return _Done(cmd, [self.behaviour.atomic_refusal])
             return self._run_atomic(cmd)
         if isinstance(cmd, Sequence):
             return self._run_sequence(cmd)
@@ -131,6 +134,9 @@ class CommandExecution:
     def _large_object(self, cmd, item: Item, meta: Meta) -> tuple[Item, Meta, int | None]:
         """Buffer MoreData chunks (213); on the last one return the assembled item."""
         s = self._session
+        if self.behaviour.chunks_as_whole:
+            # A real client ignored MoreData: every chunk written as the value (200), the last one kept.
+            return replace(item, more_data=False), meta, None
         key = (cmd.tag, item.target or "")
         lo = s.lo_in if s.lo_in is not None and s.lo_in.key == key else None
         if lo is None and not item.more_data:

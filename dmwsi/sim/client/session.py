@@ -149,6 +149,8 @@ class SimulatedDevice(ClientAuth, CommandExecution, MessagePacking):
             session_id = format(self._session_counter, "X")
         if session_id == self.deferred_session_id:
             self.deferred_session_id = None
+        if self.behaviour.session_id_one:
+            session_id = "1"        # as real clients do: a new session looks like the last one
         self._session = _Session(session_id=session_id, alert=int(alert), scheme=self._account_scheme())
         self.stats.sessions_started += 1
         self.last_outcome = self.last_end_reason = None

@@ -62,9 +62,11 @@ def get_device_data(call, request):
 
 
 def set_device_data(call, request):
+    """Replace each node, or Add it when it does not exist: the engine sends
+    the Add when the device answers the Replace 404 (dmwsi.dm.work.WorkUnit.add_if_missing)."""
     commands = [Command(action="Replace", uri=i["uri"], value=i.get("value"), format=i.get("format"),
                         type=i.get("type"), seq=n) for n, i in enumerate(request["items"], 1)]
-    return run_on_device(call, request, commands)
+    return run_on_device(call, request, commands, params={"add_if_missing": True})
 
 
 def execute_commands(call, request):
